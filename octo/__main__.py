@@ -1,0 +1,3 @@
+from octo.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,79 @@
+"""The ``octo`` command: one subcommand per stage, each dispatched to that stage's own entry module.
+
+Stage modules are imported only when their command runs, so ``octo --help`` is instant and a stage's
+heavy imports (torch, datatrove, lighteval) never slow down another.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# command -> (module with a main(argv) function, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "corpus": (
+        "pipelines.__main__",
+        "build math mid-training corpora with datatrove (build, train-classifier, ...)",
+    ),
+    "midtrain": (
+        "midtrain.__main__",
+        "continued pre-training on weighted corpus mixes (run, dry-run, nanotron-config, convert)",
+    ),
+    "rl": ("rl.__main__", "R1-Zero-style GRPO that records the RL dynamics (run)"),
+    "eval": ("eval.__main__", "lighteval suites: few-shot base, zero-shot RL, pass@k (run)"),
+    "readiness": ("eval.readiness", "the RL-readiness table and plots of a study folder"),
+    "study": ("study.__main__", "run a whole study end to end (run, --dry-run)"),
+    "demo": ("study.demo", "the miniature OctoThinker study on CPU (what `make demo` runs)"),
+    "assets": (
+        "octo.assets_cli",
+        "check and prepare the offline assets (check, smollm2, llama3, benchmarks)",
+    ),
+    "tiny": ("octo.tiny_cli", "train a small BPE tokenizer or create a tiny Llama from YAML"),
+}
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: octo <command> [args...]", "", "commands:"]
+    lines += [f"  {name:<{width}}  {text}" for name, (_, text) in COMMANDS.items()]
+    lines += ["", "Run `octo <command> --help` for a command's own options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    if argv[0] in ("-V", "--version"):
+        from octo import __version__
+
+        print(f"octo {__version__}")
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"octo: unknown command '{command}'\n\n{usage()}", file=sys.stderr)
+        return 2
+    module_name = COMMANDS[command][0]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            print(
+                f"octo {command}: this stage is not installed in this checkout ({module_name})",
+                file=sys.stderr,
+            )
+            return 2
+        raise
+    from octo.assets import MissingAssetError
+    from octo.config import ConfigError
+
+    try:
+        return int(module.main(rest) or 0)
+    except (ConfigError, MissingAssetError) as exc:  # user errors: the message says what to fix, no traceback
+        print(f"octo {command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Corpus pipelines on datatrove: recipes -> datatrove steps -> executor (local, Slurm, Ray)."""

@@ -1,0 +1,44 @@
+import subprocess
+import sys
+
+from octo.cli import COMMANDS
+
+
+def octo(*args):
+    return subprocess.run([sys.executable, "-m", "octo", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_help_lists_every_command():
+    out = octo("--help")
+    assert out.returncode == 0
+    for name in ("corpus", "midtrain", "rl", "eval", "readiness", "study", "demo", "assets", "tiny"):
+        assert name in COMMANDS and f"  {name}" in out.stdout
+
+
+def test_unknown_command_exits_2():
+    out = octo("nonsense")
+    assert out.returncode == 2 and "unknown command" in out.stderr
+
+
+def test_config_error_is_a_message_not_a_traceback(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tokenizer: x\nmodel:\n  hidden_sise: 3\n")
+    out = octo("tiny", "model", str(bad), "--out", str(tmp_path / "m"))
+    assert out.returncode == 2
+    assert "model.hidden_sise" in out.stderr and "line 3" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_tiny_commands_end_to_end(tmp_path):
+    tok = tmp_path / "tok"
+    out = octo("tiny", "tokenizer", "--wiki", "300", "--vocab-size", "400", "--out", str(tok))
+    assert out.returncode == 0, out.stderr
+    assert (tok / "tokenizer.json").is_file() and (tok / "manifest.json").is_file()
+    cfg = tmp_path / "m.yaml"
+    cfg.write_text(
+        f"tokenizer: {tok}\nmodel:\n  hidden_size: 32\n  num_heads: 2\n  num_layers: 1\n  intermediate_size: 64\n"
+    )
+    out = octo("tiny", "model", str(cfg), "--out", str(tmp_path / "model"))
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "model" / "model.safetensors").is_file() and (
+        tmp_path / "model" / "manifest.json"
+    ).is_file()
