@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -235,6 +236,9 @@ def plan(recipe: CorpusRecipe, tasks: int = 1) -> list[Stage]:
         model = str(check_exists(f.language.model, "filters.language.model")) if f.language.model else None
         step = steps.ScopedLanguageFilter(f.language.languages, f.language.threshold, model)
         filters.append(("filter:language", step, f.language.apply_to, "language"))
+    for m in f.metadata:
+        step = steps.MetadataThresholdFilter(m.key, m.min, m.max)
+        filters.append((f"filter:{m.key}", step, m.apply_to, f"metadata_{m.key}"))
     for i, q in enumerate(f.quality):
         cls = steps.QUALITY_FILTERS[q.name]
         try:
@@ -434,6 +438,7 @@ def completed_ranks(logging_dir: Path) -> set[int]:
 
 
 def _log_tail(logging_dir: Path, rank: int, lines: int = 12) -> str:
+    """The last error line of a task's log (datatrove's, else Slurm's), then its last lines."""
     candidates = [
         logging_dir / "logs" / f"task_{rank:05d}.log",
         *sorted((logging_dir / "slurm_logs").glob(f"*_{rank}.out")),
@@ -441,7 +446,9 @@ def _log_tail(logging_dir: Path, rank: int, lines: int = 12) -> str:
     for path in candidates:
         if path.is_file():
             text = path.read_text(errors="replace").strip().splitlines()
-            return "\n".join(f"      {line}" for line in text[-lines:])
+            errors = [line.strip() for line in text if re.match(r"^\s*(\d+: )?\w*(Error|Exception)\b", line)]
+            head = f"      error: {errors[-1]}\n" if errors else ""
+            return head + "\n".join(f"      {line}" for line in text[-lines:])
     return "      (no log found)"
 
 
@@ -476,7 +483,8 @@ def quiet_datatrove_console():
 
     def quiet():  # datatrove calls this after every task to restore its console sink
         logger.remove()
-        logger.add(sys.stderr, level="WARNING", colorize=dt_logging.DATATROVE_COLORIZE_LOGS)
+        logger.add(sys.stderr, level="WARNING", colorize=dt_logging.DATATROVE_COLORIZE_LOGS,
+                   filter=lambda record: "points to a local filesystem" not in record["message"])  # fmt: skip
 
     dt_logging.setup_default_logger = quiet
     quiet()
@@ -592,43 +600,53 @@ def run_slurm(recipe: CorpusRecipe, out: Path, stages: list[Stage], wait: bool) 
         candidate = Path(sys.executable).parent / "activate"
         venv = str(candidate) if candidate.is_file() else None
     env_command = cfg.env_command or (None if venv else f"export PATH={Path(sys.executable).parent}:$PATH")
-    executors, previous = [], None
-    for index, stage in enumerate(stages):
-        executor = SlurmPipelineExecutor(
-            stage.pipeline, tasks=stage.tasks, time=cfg.time, partition=cfg.partition, cpus_per_task=cfg.cpus_per_task,
-            mem_per_cpu_gb=cfg.mem_per_cpu_gb, workers=cfg.workers, job_name=f"{cfg.job_name}-{recipe.name}-{stage.name}",
-            qos=cfg.qos, venv_path=venv, env_command=env_command, sbatch_args=dict(cfg.sbatch_args),
-            logging_dir=str(_stage_dir(out, index, stage)), depends=previous, requeue_signals=None,
-        )  # fmt: skip
-        executors.append(executor)
-        previous = executor
+    jobs_file = layout(out)["work"] / "slurm_jobs.json"
+    earlier = json.loads(jobs_file.read_text()) if jobs_file.is_file() else None
     start = time.time()
-    with _job_environment():
-        executors[-1].run()  # submits every stage, each depending on the one before (afterok)
-    job_ids = [str(e.job_id) for e in executors if e.job_id not in (None, -1)]
-    log(recipe, f"submitted {len(job_ids)} Slurm array jobs {job_ids} (datatrove returns right after sbatch)")
+    if earlier and _squeue(earlier["job_ids"]):
+        # submitting again would run the same unfinished tasks twice, side by side
+        job_ids, names = earlier["job_ids"], earlier["names"]
+        log(recipe, f"Slurm jobs {job_ids} of an earlier submission are still queued: waiting for them")
+    else:
+        executors, previous = [], None
+        for index, stage in enumerate(stages):
+            executor = SlurmPipelineExecutor(
+                stage.pipeline, tasks=stage.tasks, time=cfg.time, partition=cfg.partition,
+                cpus_per_task=cfg.cpus_per_task, mem_per_cpu_gb=cfg.mem_per_cpu_gb, workers=cfg.workers,
+                job_name=f"{cfg.job_name}-{recipe.name}-{stage.name}", qos=cfg.qos, venv_path=venv,
+                env_command=env_command, sbatch_args=dict(cfg.sbatch_args),
+                logging_dir=str(_stage_dir(out, index, stage)), depends=previous, requeue_signals=None,
+            )  # fmt: skip
+            executors.append(executor)
+            previous = executor
+        with _job_environment():
+            executors[-1].run()  # submits every stage, each depending on the one before (afterok)
+        job_ids = [str(e.job_id) for e in executors if e.job_id not in (None, -1)]
+        names = [e.job_name for e in executors]
+        jobs_file.write_text(json.dumps({"job_ids": job_ids, "names": names}) + "\n")
+        log(
+            recipe,
+            f"submitted {len(job_ids)} Slurm array jobs {job_ids} (datatrove returns right after sbatch)",
+        )
     if not wait:
         return {}
     deadline = time.time() + cfg.wait_timeout_s
-    names = [e.job_name for e in executors]
     while True:
         queue = _squeue(job_ids)
         if not queue:
             break
-        stuck = [job for job, _, reason in queue if "DependencyNeverSatisfied" in reason]
-        if (
-            stuck
-        ):  # an upstream stage failed: dependents would pend forever on clusters without kill_invalid_depend
+        if any("DependencyNeverSatisfied" in reason for _, _, reason in queue):
+            # an upstream stage failed; without kill_invalid_depend its dependents would pend forever
             subprocess.run(["scancel", *job_ids], capture_output=True)
-            subprocess.run(["scancel", "--name", ",".join(names)], capture_output=True)
             break
         if time.time() > deadline:
             raise CorpusBuildError(
                 f"Slurm jobs {job_ids} still queued after {cfg.wait_timeout_s:.0f}s ({len(queue)} entries); "
-                f"build again later (finished tasks are kept) or cancel them with scancel"
+                f"build again later to keep waiting (finished tasks are kept), or cancel them with scancel"
             )
         time.sleep(cfg.poll_s)
-    subprocess.run(["scancel", "--name", ",".join(names)], capture_output=True)  # leftover merge_stats jobs
+    # datatrove's merge_stats jobs (same names) are not needed: the report merges the per-task stats itself
+    subprocess.run(["scancel", "--name", ",".join(names)], capture_output=True)
     check_stages(out, stages, list(range(len(stages))))
     return {"all_stages": round(time.time() - start, 2)}
 

@@ -117,6 +117,18 @@ class ArithmeticPart(StrictModel):
     weight: float = Field(gt=0)
     options: dict[str, Any] = Field(description="reasoning-gym basic_arithmetic options")
 
+    @field_validator("options")
+    @classmethod
+    def _left_to_right(cls, options: dict) -> dict:
+        # the working is computed left to right: only + and -, and no parentheses (reasoning-gym's default has them)
+        if options.get("allow_parentheses", True):
+            raise ValueError("set allow_parentheses: false (the step-by-step working reads left to right)")
+        if not set(options.get("operators", ["+", "-", "*", "/"])) <= {"+", "-"}:
+            raise ValueError(
+                "operators must be a subset of ['+', '-'] (left-to-right working has no precedence)"
+            )
+        return options
+
 
 class ArithmeticSource(SourceBase):
     """reasoning-gym basic_arithmetic problems with left-to-right working: records have question, answer,
@@ -171,6 +183,14 @@ class LanguageFilterConfig(Scoped):
     threshold: float = Field(0.65, ge=0, le=1)
 
 
+class MetadataFilterConfig(Scoped):
+    key: str = Field(
+        description="a numeric metadata field (bring input fields in with the source's keep_fields)"
+    )
+    min: float | None = None
+    max: float | None = None
+
+
 class QualityFilterConfig(Scoped):
     name: Literal["gopher_quality", "gopher_repetition", "fineweb_quality", "c4_quality"]
     options: dict[str, Any] = Field(
@@ -188,7 +208,10 @@ class MathFilterConfig(Scoped):
 
 
 class FiltersConfig(StrictModel):
+    """Applied in this order: language, metadata thresholds, quality heuristics, math classifier."""
+
     language: LanguageFilterConfig | None = None
+    metadata: list[MetadataFilterConfig] = Field(default_factory=list)
     quality: list[QualityFilterConfig] = Field(default_factory=list)
     math: MathFilterConfig | None = None
 
@@ -319,7 +342,7 @@ class CorpusRecipe(StrictModel):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"source names must be unique (repeated: {dupes})")
-        scoped = [self.filters.language, self.filters.math, *self.filters.quality]
+        scoped = [self.filters.language, self.filters.math, *self.filters.quality, *self.filters.metadata]
         for f in scoped:
             unknown = [n for n in (f.apply_to if f is not None and f.apply_to else []) if n not in names]
             if unknown:

@@ -74,7 +74,7 @@ _TOKEN = re.compile(r"\s*(\d+|[+\-])")
 
 
 def parse_expression(expression: str) -> tuple[int, list[tuple[str, int]]]:
-    """'3 + 14 - 5' -> (3, [('+', 14), ('-', 5)]). Only integers joined by + and - (a leading minus is allowed)."""
+    """'3 + 14 - -5' -> (3, [('+', 14), ('-', -5)]): integers (optionally negative) joined by + and -."""
     tokens, pos = [], 0
     text = expression.strip()
     while pos < len(text):
@@ -83,17 +83,23 @@ def parse_expression(expression: str) -> tuple[int, list[tuple[str, int]]]:
             raise ValueError(f"cannot parse arithmetic expression {expression!r} at {text[pos:]!r}")
         tokens.append(match.group(1))
         pos = match.end()
-    sign = 1
-    if tokens and tokens[0] == "-":  # unary minus on the first operand
-        sign, tokens = -1, tokens[1:]
-    if not tokens or not tokens[0].isdigit() or len(tokens) % 2 == 0:
-        raise ValueError(f"cannot parse arithmetic expression {expression!r}")
-    first = sign * int(tokens[0])
-    rest = []
-    for op, number in zip(tokens[1::2], tokens[2::2]):
-        if op not in "+-" or not number.isdigit():
+
+    def operand(i: int) -> tuple[int, int]:  # (value, next index); a '-' right before a number negates it
+        sign = 1
+        if i < len(tokens) and tokens[i] == "-":
+            sign, i = -1, i + 1
+        if i >= len(tokens) or not tokens[i].isdigit():
             raise ValueError(f"cannot parse arithmetic expression {expression!r}")
-        rest.append((op, int(number)))
+        return sign * int(tokens[i]), i + 1
+
+    first, i = operand(0)
+    rest = []
+    while i < len(tokens):
+        op = tokens[i]
+        if op not in ("+", "-"):
+            raise ValueError(f"cannot parse arithmetic expression {expression!r}")
+        number, i = operand(i + 1)
+        rest.append((op, number))
     return first, rest
 
 
@@ -103,7 +109,7 @@ def left_to_right_steps(expression: str) -> tuple[list[str], int]:
     steps = []
     for op, number in rest:
         new = value + number if op == "+" else value - number
-        steps.append(f"{value} {op} {number} = {new}")
+        steps.append(f"{value} {op} {number} = {new}")  # as written: "3 - -7 = 10"
         value = new
     if not steps:
         steps = [f"{value} = {value}"]

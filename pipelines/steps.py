@@ -33,6 +33,7 @@ from datatrove.pipeline.filters import (
     GopherRepetitionFilter,
     LanguageFilter,
 )
+from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.readers import HuggingFaceDatasetReader, JsonlReader, ParquetReader
 from datatrove.pipeline.readers.base import BaseReader
 from datatrove.pipeline.tokens.tokenizer import DocumentTokenizer, TokenizedFile
@@ -323,11 +324,14 @@ class _SourceScope:
 
     apply_to: tuple[str, ...] | None = None
 
-    def filter(self, doc: Document):
+    def out_of_scope(self, doc: Document) -> bool:
         if self.apply_to is not None and doc.metadata.get("source") not in self.apply_to:
             self.stat_update("out_of_scope")
             return True
-        return super().filter(doc)
+        return False
+
+    def filter(self, doc: Document):
+        return True if self.out_of_scope(doc) else super().filter(doc)
 
 
 def _load_fasttext(path: str):
@@ -355,8 +359,7 @@ class MathClassifierFilter(_SourceScope, FastTextClassifierFilter):
         return self._model
 
     def filter(self, doc: Document):
-        if self.apply_to is not None and doc.metadata.get("source") not in self.apply_to:
-            self.stat_update("out_of_scope")
+        if self.out_of_scope(doc):
             return True
         labels, scores = self.model.predict(megamath_normalise(doc.text), k=-1)
         score = float(dict(zip(labels, scores)).get(f"__label__{self.label}", 0.0))
@@ -390,6 +393,30 @@ class ScopedLanguageFilter(_SourceScope, LanguageFilter):
     def filter(self, doc: Document):
         kept = super().filter(doc)
         return kept if kept else (False, "language")
+
+
+class MetadataThresholdFilter(_SourceScope, BaseFilter):
+    """Keeps documents whose numeric metadata value lies in [minimum, maximum] (e.g. FineMath's int_score >= 3)."""
+
+    name = "🔢 Metadata threshold"
+
+    def __init__(
+        self, key: str, minimum: float | None = None, maximum: float | None = None, exclusion_writer=None
+    ):
+        super().__init__(exclusion_writer)
+        self.key, self.minimum, self.maximum = key, minimum, maximum
+
+    def filter(self, doc: Document):
+        if self.out_of_scope(doc):
+            return True
+        value = doc.metadata.get(self.key)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return False, f"{self.key}_missing"
+        if self.minimum is not None and value < self.minimum:
+            return False, f"{self.key}_below_{self.minimum}"
+        if self.maximum is not None and value > self.maximum:
+            return False, f"{self.key}_above_{self.maximum}"
+        return True
 
 
 class ScopedGopherQuality(_SourceScope, GopherQualityFilter):
