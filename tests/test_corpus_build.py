@@ -297,6 +297,51 @@ def test_tokenize_later_runs_only_the_token_stages(tmp_path, tiny_tokenizer):
     assert main(["tokenize", str(out), "--tokenizer", str(tiny_tokenizer)]) == 0
 
 
+def test_tokenize_with_a_checkpoints_tokenizer_and_merge(tmp_path, tiny_model):
+    from datatrove.utils.dataset import DatatroveFolderDataset
+
+    path = write_recipe(
+        tmp_path / "r.yaml", _small_recipe(tmp_path, "merged", executor={"local": {"tasks": 2}})
+    )
+    overrides = [
+        f"tokenize.tokenizer={tiny_model}",
+        "tokenize.merge=true",
+        "tokenize.max_tokens_per_file=20000",
+    ]
+    out = build(load_recipe(path, overrides))  # a model folder: its tokenizer.json and tokenizer_config.json
+    shards = sorted(p.name for p in (out / "tokens").glob("*.ds"))
+    assert len(shards) >= 2 and all(name.endswith("_merged.ds") for name in shards)
+    stats = json.loads((out / "stats.json").read_text())
+    assert (
+        stats["tokens"]["bos_token"] == "<|begin_of_text|>"
+        and stats["tokens"]["eos_token"] == "<|end_of_text|>"
+    )
+    assert (
+        sum(int(Path(f"{out / 'tokens' / name}.metadata").read_text().splitlines()[1]) for name in shards)
+        == stats["tokens"]["total"]
+    )
+    ds = DatatroveFolderDataset(str(out / "tokens"), seq_len=64, filename_pattern="*.ds", token_size=2)
+    assert len(ds) > 0 and ds[0]["input_ids"].shape[0] == 65
+
+
+def test_offline_sources_render_qa_and_long_chain_of_thought(tmp_path):
+    recipe = {"name": "offline", "output_dir": str(tmp_path / "out"),
+              "sources": [{"name": "gsm8k", "type": "gsm8k", "format": "qa", "fields": {"answer": "solution"}},
+                          {"name": "champ_cot", "type": "champ_solutions", "format": "cot", "size": 20},
+                          {"name": "champ_qa", "type": "champ_problems", "format": "qa", "limit": 10}]}  # fmt: skip
+    out = build(load_recipe(write_recipe(tmp_path / "r.yaml", recipe)))
+    docs = read_docs(out / "docs")
+    by = {
+        name: [d for d in docs if d["metadata"]["source"] == name]
+        for name in ("gsm8k", "champ_cot", "champ_qa")
+    }
+    assert len(by["gsm8k"]) == 100 and len(by["champ_cot"]) == 20 and len(by["champ_qa"]) == 10
+    assert all(d["text"].startswith("Question: ") and "\nAnswer: " in d["text"] for d in docs)
+    assert all("The answer is" in d["text"] for d in by["gsm8k"])
+    assert all(d["metadata"]["format"] == "cot" for d in by["champ_cot"])
+    assert sum(len(d["text"]) for d in by["champ_cot"]) / 20 > 1000  # long worked solutions
+
+
 def test_changed_recipe_rebuilds_and_foreign_folder_is_refused(tmp_path):
     from octo.config import ConfigError
 
