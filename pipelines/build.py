@@ -427,7 +427,7 @@ def prepare_output(recipe: CorpusRecipe, out: Path, prints: dict[str, str]) -> s
 
 
 # -------------------------------------------------------------------------------------------- executors
-def _stage_dir(out: Path, index: int, stage: Stage) -> Path:
+def stage_dir(out: Path, stage: Stage) -> Path:
     # named by stage only: a stage that is skipped (a shared decont index that exists) shifts no other stage
     return layout(out)["logs"] / stage.name
 
@@ -452,11 +452,11 @@ def _log_tail(logging_dir: Path, rank: int, lines: int = 12) -> str:
     return "      (no log found)"
 
 
-def check_stages(out: Path, stages: list[Stage], indices: list[int]) -> None:
+def check_stages(out: Path, stages: list[Stage]) -> None:
     """Raise CorpusBuildError naming every stage with incomplete tasks (with log tails)."""
     problems = []
-    for index, stage in zip(indices, stages):
-        logging_dir = _stage_dir(out, index, stage)
+    for stage in stages:
+        logging_dir = stage_dir(out, stage)
         missing = sorted(set(range(stage.tasks)) - completed_ranks(logging_dir))
         if missing:
             shown = "\n".join(f"    task {r}:\n{_log_tail(logging_dir, r)}" for r in missing[:3])
@@ -518,12 +518,7 @@ def _summary(stage: Stage, logging_dir: Path) -> str:
         steps = merged_stage_stats(logging_dir, stage)
     except (OSError, ValueError):
         return ""
-    first = next((s for s in steps if s["label"].startswith("read")), None)
-    read = (
-        sum(total(s["stats"].get("documents", 0)) for s in steps if s["label"].startswith("read:"))
-        if first
-        else 0
-    )
+    read = sum(total(s["stats"].get("documents", 0)) for s in steps if s["label"].startswith("read:"))
     kept = next((total(s["stats"].get("total", 0)) for s in steps if s["label"].startswith("write")), None)
     tokens = next((total(s["stats"].get("tokens", 0)) for s in steps if s["label"] == "tokenize"), None)
     parts = []
@@ -541,7 +536,7 @@ def run_local(recipe: CorpusRecipe, out: Path, stages: list[Stage]) -> dict[str,
     Executor = _local_executor_class()
     seconds = {}
     for index, stage in enumerate(stages):
-        logging_dir = _stage_dir(out, index, stage)
+        logging_dir = stage_dir(out, stage)
         done = len(completed_ranks(logging_dir))
         start = time.time()
         executor = Executor(
@@ -550,7 +545,7 @@ def run_local(recipe: CorpusRecipe, out: Path, stages: list[Stage]) -> dict[str,
         )  # fmt: skip
         executor.run()
         seconds[stage.name] = round(time.time() - start, 2)
-        check_stages(out, [stage], [index])
+        check_stages(out, [stage])
         skipped = f" ({done} already done)" if done else ""
         log(
             recipe,
@@ -609,13 +604,13 @@ def run_slurm(recipe: CorpusRecipe, out: Path, stages: list[Stage], wait: bool) 
         log(recipe, f"Slurm jobs {job_ids} of an earlier submission are still queued: waiting for them")
     else:
         executors, previous = [], None
-        for index, stage in enumerate(stages):
+        for stage in stages:
             executor = SlurmPipelineExecutor(
                 stage.pipeline, tasks=stage.tasks, time=cfg.time, partition=cfg.partition,
                 cpus_per_task=cfg.cpus_per_task, mem_per_cpu_gb=cfg.mem_per_cpu_gb, workers=cfg.workers,
                 job_name=f"{cfg.job_name}-{recipe.name}-{stage.name}", qos=cfg.qos, venv_path=venv,
                 env_command=env_command, sbatch_args=dict(cfg.sbatch_args),
-                logging_dir=str(_stage_dir(out, index, stage)), depends=previous, requeue_signals=None,
+                logging_dir=str(stage_dir(out, stage)), depends=previous, requeue_signals=None,
             )  # fmt: skip
             executors.append(executor)
             previous = executor
@@ -631,10 +626,17 @@ def run_slurm(recipe: CorpusRecipe, out: Path, stages: list[Stage], wait: bool) 
     if not wait:
         return {}
     deadline = time.time() + cfg.wait_timeout_s
+    last_report = time.time()
     while True:
         queue = _squeue(job_ids)
         if not queue:
             break
+        if time.time() - last_report > 30:  # a line every 30 s: tasks done per stage
+            done = ", ".join(
+                f"{st.name} {len(completed_ranks(stage_dir(out, st)))}/{st.tasks}" for st in stages
+            )
+            log(recipe, f"waiting for Slurm ({len(queue)} queue entries): {done}")
+            last_report = time.time()
         if any("DependencyNeverSatisfied" in reason for _, _, reason in queue):
             # an upstream stage failed; without kill_invalid_depend its dependents would pend forever
             subprocess.run(["scancel", *job_ids], capture_output=True)
@@ -647,7 +649,7 @@ def run_slurm(recipe: CorpusRecipe, out: Path, stages: list[Stage], wait: bool) 
         time.sleep(cfg.poll_s)
     # datatrove's merge_stats jobs (same names) are not needed: the report merges the per-task stats itself
     subprocess.run(["scancel", "--name", ",".join(names)], capture_output=True)
-    check_stages(out, stages, list(range(len(stages))))
+    check_stages(out, stages)
     return {"all_stages": round(time.time() - start, 2)}
 
 
@@ -672,14 +674,14 @@ def run_ray(recipe: CorpusRecipe, out: Path, stages: list[Stage]) -> dict[str, f
             for index, stage in enumerate(stages):
                 start = time.time()
                 executor = RayPipelineExecutor(
-                    stage.pipeline, tasks=stage.tasks, workers=cfg.workers, logging_dir=str(_stage_dir(out, index, stage)),
+                    stage.pipeline, tasks=stage.tasks, workers=cfg.workers, logging_dir=str(stage_dir(out, stage)),
                     cpus_per_task=cfg.cpus_per_task, mem_per_cpu_gb=cfg.mem_per_cpu_gb, time=cfg.task_timeout_s,
                 )  # fmt: skip
                 # run stage by stage: datatrove's Ray executor logs failures without raising, and a dependent
                 # stage would then wait forever; checking completions after each stage turns that into an error
                 executor.run()
                 seconds[stage.name] = round(time.time() - start, 2)
-                check_stages(out, [stage], [index])
+                check_stages(out, [stage])
                 log(
                     recipe,
                     f"{index + 1}/{len(stages)} {stage.name}: {stage.tasks} tasks on Ray in {seconds[stage.name]:.1f}s",

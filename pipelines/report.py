@@ -102,14 +102,14 @@ def _step_row(stage: str, step: dict) -> dict:
 
 
 def collect(recipe, out: Path, stages) -> dict:
-    from pipelines.build import _stage_dir, layout
+    from pipelines.build import layout, stage_dir
 
     paths = layout(out)
     sources = {s.name: Counter() for s in recipe.sources}
     steps, malformed_reasons = [], Counter()
     tokens = {"total": 0, "by_source": Counter(), "docs_by_source": Counter()}
-    for index, stage in enumerate(stages):
-        for step in merged_stage_stats(_stage_dir(out, index, stage), stage):
+    for stage in stages:
+        for step in merged_stage_stats(stage_dir(out, stage), stage):
             label, s = step["label"], step["stats"]
             if stage.name == "decont_index":
                 continue
