@@ -544,12 +544,15 @@ def run_local(recipe: CorpusRecipe, out: Path, stages: list[Stage]) -> dict[str,
             start_method=cfg.start_method,
         )  # fmt: skip
         executor.run()
-        seconds[stage.name] = round(time.time() - start, 2)
+        elapsed = round(time.time() - start, 2)
+        if done < stage.tasks:  # stages finished by an earlier run keep their recorded time
+            seconds[stage.name] = elapsed
         check_stages(out, [stage])
         skipped = f" ({done} already done)" if done else ""
+        summary = _summary(stage, logging_dir)
         log(
             recipe,
-            f"{index + 1}/{len(stages)} {stage.name}: {stage.tasks} tasks{skipped} in {seconds[stage.name]:.1f}s  {_summary(stage, logging_dir)}",
+            f"{index + 1}/{len(stages)} {stage.name}: {stage.tasks} tasks{skipped} in {elapsed:.1f}s  {summary}",
         )
     return seconds
 

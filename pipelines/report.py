@@ -351,9 +351,11 @@ def render_report(stats: dict) -> str:
 
 def finalize(recipe, out: Path, stages, executor: str, stage_seconds: dict, wall_s: float) -> dict:
     """Write stats.json and report.md; return the counts for the manifest."""
+    previous = json.loads((out / "stats.json").read_text()) if (out / "stats.json").is_file() else {}
     stats = collect(recipe, out, stages)
     stats["executor"] = executor
-    stats["stage_seconds"] = stage_seconds
+    # a resumed or tokens-only run keeps the times of the stages an earlier run did
+    stats["stage_seconds"] = {**previous.get("stage_seconds", {}), **stage_seconds}
     stats["wall_s"] = round(wall_s, 2)
     (out / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
     (out / "report.md").write_text(render_report(stats))
