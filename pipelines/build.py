@@ -35,7 +35,7 @@ from octo.manifest import PROJECT_ROOT, hash_path, write_manifest
 from pipelines.recipe import OFFLINE_TYPES, CorpusRecipe, check_exists, resolve_path
 from pipelines.sources import Formatter
 
-__all__ = ["build", "plan", "make_reader", "CorpusBuildError", "Stage", "layout"]
+__all__ = ["build", "dry_run", "plan", "make_reader", "CorpusBuildError", "Stage", "layout"]
 
 EXECUTORS = ("local", "slurm", "ray")
 
@@ -49,7 +49,6 @@ class Stage:
     name: str
     pipeline: list
     tasks: int
-    part: str = "docs"  # "docs" or "tokens": which fingerprint the stage depends on
     labels: list[str] = field(default_factory=list)  # one per pipeline step, for the report
 
 
@@ -339,21 +338,14 @@ def plan(recipe: CorpusRecipe, tasks: int = 1) -> list[Stage]:
             batch_size=t.batch_size,
             max_tokens_per_file=None if t.merge else t.max_tokens_per_file,
         )
-        stages.append(
-            Stage(
-                "tokenize",
-                [steps.InternalJsonlReader(p["docs"]), tokenizer],
-                tasks,
-                "tokens",
-                ["read:docs", "tokenize"],
-            )
-        )
+        reader = steps.InternalJsonlReader(p["docs"])
+        stages.append(Stage("tokenize", [reader, tokenizer], tasks, labels=["read:docs", "tokenize"]))
         if t.merge:
             merger = DocumentTokenizerMerger(
                 p["tokens_unmerged"], p["tokens"], save_filename=recipe.name, shuffle=t.shuffle, seed=t.seed,
                 max_tokens_per_file=t.max_tokens_per_file or int(100e9), progress=False,
             )  # fmt: skip
-            stages.append(Stage("merge", [merger], 1, "tokens", ["merge"]))
+            stages.append(Stage("merge", [merger], 1, labels=["merge"]))
     return stages
 
 

@@ -42,7 +42,7 @@ from datatrove.utils.batching import batched
 from datatrove.utils.hashing import create_hash_func
 from datatrove.utils.lid import FastTextLID
 from datatrove.utils.logging import logger
-from datatrove.utils.word_tokenizers import WordTokenizer
+from datatrove.utils.word_tokenizers import WordTokenizer, load_word_tokenizer
 
 from pipelines.sources import FormatError, Formatter, offline_records
 
@@ -504,7 +504,8 @@ class NGramIndexBuilder(PipelineStep):
         super().__init__()
         self.output_folder = get_datafolder(output_folder)
         self.config = config
-        self.tokenizer = language if isinstance(language, WordTokenizer) else RegexWordTokenizer()
+        # the same word splitter as the filter that reads the index (a WordTokenizer, or a language like "en")
+        self.tokenizer = load_word_tokenizer(language) if language is not None else RegexWordTokenizer()
         self.hash_func = create_hash_func(self.config.hash_config)
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
