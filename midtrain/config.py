@@ -47,10 +47,10 @@ def parse_tokens(value: Any) -> int:
 Tokens = Annotated[int, BeforeValidator(parse_tokens)]
 
 
+NAME = r"^[A-Za-z0-9_.-]+$"
+
+
 class Source(StrictModel):
-    name: str = Field(
-        pattern=r"^[A-Za-z0-9_.-]+$", description="stream identity: the same name continues the same stream"
-    )
     path: str = Field(
         description="folder with datatrove *.ds token shards (or a corpus folder with tokens/ inside)"
     )
@@ -58,21 +58,18 @@ class Source(StrictModel):
 
 
 class DataStage(StrictModel):
-    name: str
     tokens: Tokens = Field(gt=0)
-    mixture: list[Source] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _unique_sources(self):
-        names = [s.name for s in self.mixture]
-        if len(set(names)) != len(names):
-            raise ValueError(f"stage '{self.name}': source names repeat: {names}")
-        return self
+    mixture: dict[str, Source] = Field(
+        min_length=1,
+        description="source name -> folder and weight; a name is a stream that later stages continue",
+    )
 
 
 class DataConfig(StrictModel):
     sequence_length: int = Field(2048, gt=0)
-    stages: list[DataStage] = Field(min_length=1)
+    stages: dict[str, DataStage] = Field(
+        min_length=1, description="stage name -> stage, trained in this order"
+    )
     shuffle: bool = Field(True, description="reshuffle documents of each source every epoch (seeded)")
     eos: Literal["auto", "present", "insert"] = Field(
         "auto",
@@ -83,15 +80,15 @@ class DataConfig(StrictModel):
     @model_validator(mode="after")
     def _consistent_sources(self):
         paths: dict[str, str] = {}
-        names = [s.name for s in self.stages]
-        if len(set(names)) != len(names):
-            raise ValueError(f"stage names repeat: {names}")
-        for stage in self.stages:
-            for src in stage.mixture:
-                if paths.setdefault(src.name, src.path) != src.path:
-                    raise ValueError(
-                        f"source '{src.name}' names two folders: {paths[src.name]} and {src.path}"
-                    )
+        for stage_name, stage in self.stages.items():
+            for name, src in stage.mixture.items():
+                for what in (stage_name, name):
+                    if not re.match(NAME, what):
+                        raise ValueError(
+                            f"'{what}': stage and source names use letters, digits, '_', '.', '-'"
+                        )
+                if paths.setdefault(name, src.path) != src.path:
+                    raise ValueError(f"source '{name}' names two folders: {paths[name]} and {src.path}")
         return self
 
 
@@ -365,16 +362,16 @@ def make_plan(config: MidtrainConfig, start_step: int | None = None) -> Plan:
         start_step = branch_start(config)[0]
     seq, bt = config.data.sequence_length, config.train.global_batch_tokens
     stages, step = [], start_step
-    for stage in config.data.stages:
+    for name, stage in config.data.stages.items():
         steps = math.ceil(stage.tokens / bt)
-        total_weight = sum(s.weight for s in stage.mixture)
+        total_weight = sum(s.weight for s in stage.mixture.values())
         stages.append(
             StagePlan(
-                name=stage.name,
+                name=name,
                 start_step=step,
                 steps=steps,
-                weights={s.name: s.weight / total_weight for s in stage.mixture},
-                paths={s.name: s.path for s in stage.mixture},
+                weights={n: s.weight / total_weight for n, s in stage.mixture.items()},
+                paths={n: s.path for n, s in stage.mixture.items()},
             )
         )
         step += steps

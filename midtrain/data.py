@@ -256,8 +256,8 @@ class Mixture:
 def open_sources(plan, *, eos_token_id: int, eos: str, shuffle: bool, seed: int, vocab_size: int | None):
     """Open every source named in the plan once (a source in several stages is one stream)."""
     sources: dict[str, TokenSource] = {}
-    for s_index, stage in enumerate(plan.stages):
-        for j, (name, path) in enumerate(stage.paths.items()):
+    for stage in plan.stages:
+        for name, path in stage.paths.items():
             if name not in sources:
                 sources[name] = TokenSource(
                     name,
@@ -268,6 +268,6 @@ def open_sources(plan, *, eos_token_id: int, eos: str, shuffle: bool, seed: int,
                     shuffle=shuffle,
                     seed=seed,
                     vocab_size=vocab_size,
-                    field=f"data.stages.{s_index}.mixture.{j}.path",
+                    field=f"data.stages.{stage.name}.mixture.{name}.path",
                 )
     return sources

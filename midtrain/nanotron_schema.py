@@ -6,7 +6,8 @@ MetricsLoggingArgs, TokensArgs, OptimizerArgs, AdamWOptimizerArgs, SGDOptimizerA
 DatasetStageArgs, NanosetDatasetsArgs, PretrainDatasetsArgs, TokenizerArgs, ModelArgs, ProfilerArgs),
 ``parallelism_config.py`` (ParallelismArgs) and ``models_config.py`` (LlamaConfig, RandomInit,
 ExistingCheckpointInit). nanotron loads YAML with ``dacite.from_dict(strict=True)``: unknown keys and wrong
-types (an int where a float is declared) are errors, so the fields here are strict too. The checks that
+types (a string for a number, an int for a bool) are errors, so the fields here are strict too (dacite, like
+pydantic's strict mode, accepts an int for a float). The checks that
 nanotron makes in ``__post_init__`` and that a generated config could get wrong are repeated as validators.
 Only the Llama model config is mirrored (the one this project writes).
 """

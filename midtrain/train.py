@@ -28,7 +28,7 @@ from midtrain.checkpoint import (
     set_rng_state,
 )
 from midtrain.config import MidtrainConfig, branch_start, identity, make_plan
-from midtrain.data import Mixture, open_sources
+from midtrain.data import Mixture, find_shards, open_sources
 from midtrain.schedule import lr_at
 from octo.config import ConfigError, dump_config, load_raw
 from octo.jsonl import append_jsonl, read_jsonl, write_jsonl
@@ -94,6 +94,10 @@ def make_optimizer(model, config: MidtrainConfig) -> torch.optim.Optimizer:
     )
 
 
+def plan_stages(config: MidtrainConfig):
+    return make_plan(config, start_step=0).stages
+
+
 def check_same_run(out: Path, config: MidtrainConfig) -> None:
     """A folder holds one run: refuse to continue it with a config that trains something else."""
     saved = out / "config.yaml"
@@ -137,6 +141,10 @@ def run(config: MidtrainConfig) -> Path:
     main = accelerator.is_main_process
     if accelerator.device.type == "cpu":
         torch.set_num_threads(cpu_threads(config.train.num_threads))
+
+    for stage in plan_stages(config):  # fail on a missing folder before loading a large model
+        for name, path in stage.paths.items():
+            find_shards(path, f"data.stages.{stage.name}.mixture.{name}.path")
 
     # --- where to start: our own last checkpoint, a parent run's checkpoint (branch), or the base model
     resume = latest_checkpoint(out)
@@ -353,9 +361,9 @@ def run(config: MidtrainConfig) -> Path:
 
 def _inputs(config: MidtrainConfig, weights_from) -> dict:
     inputs = {"init": str(weights_from)} if Path(str(weights_from)).exists() else {}
-    for stage in config.data.stages:
-        for src in stage.mixture:
-            inputs[f"data/{src.name}"] = src.path
+    for stage in config.data.stages.values():
+        for name, src in stage.mixture.items():
+            inputs[f"data/{name}"] = src.path
     return inputs
 
 

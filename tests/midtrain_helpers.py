@@ -17,6 +17,7 @@ def write_shards(
     out_dir: Path,
     *,
     eos: bool = True,
+    eos_token: str = EOS,
     tasks: int = 1,
     name: str = "docs",
     shuffle: bool = True,
@@ -45,7 +46,7 @@ def write_shards(
                 output_folder=str(out_dir / "tokens"),
                 local_working_dir=str(out_dir / "tok_tmp"),
                 tokenizer_name_or_path=str(Path(tokenizer_dir) / "tokenizer.json"),
-                eos_token=EOS if eos else None,
+                eos_token=eos_token if eos else None,
                 save_filename=name,
                 shuffle_documents=shuffle,
                 seed=7,
@@ -110,13 +111,12 @@ def tiny_config(out: Path, model: Path, sources: dict[str, Path], **changes) -> 
         "model": {"base": str(model)},
         "data": {
             "sequence_length": 32,
-            "stages": [
-                {
-                    "name": "main",
+            "stages": {
+                "main": {
                     "tokens": 32 * 4 * 12,
-                    "mixture": [{"name": n, "path": str(p), "weight": w} for n, (p, w) in sources.items()],
+                    "mixture": {n: {"path": str(p), "weight": w} for n, (p, w) in sources.items()},
                 }
-            ],
+            },
         },
         "schedule": {"lr": 3e-3, "warmup_tokens": 32 * 4 * 2, "decay": "cosine", "min_lr_ratio": 0.1},
         "train": {
