@@ -43,15 +43,13 @@ def read_state(ckpt: Path) -> dict:
     return json.loads((ckpt / STATE / "state.json").read_text())
 
 
-def find_branch_checkpoint(run_dir: Path, at_tokens: int | None) -> Path | None:
-    """The checkpoint a branch starts from: the first with at least ``at_tokens`` tokens, or the last."""
+def find_branch_checkpoint(run_dir: Path, at_step: int | None) -> Path | None:
+    """The checkpoint a branch starts from: the one at ``at_step``, or the last one."""
     found = list_checkpoints(run_dir)
-    if at_tokens is None:
+    if at_step is None:
         return found[-1] if found else None
-    for ckpt in found:
-        if read_state(ckpt)["tokens"] >= at_tokens:
-            return ckpt
-    return None
+    wanted = checkpoints_dir(run_dir) / f"step-{at_step}"
+    return wanted if wanted in found else None
 
 
 def rng_state() -> dict:

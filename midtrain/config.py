@@ -335,26 +335,39 @@ class Plan:
 
 
 def branch_start(config: MidtrainConfig) -> tuple[int, Path | None]:
-    """Where a branch starts: (lineage step, checkpoint folder or None when the parent run does not exist yet)."""
+    """Where a branch starts: (lineage step, checkpoint folder or None when the parent has not got there yet).
+
+    ``branch.at_tokens`` names the step whose batch holds that token (``ceil(at_tokens / batch tokens)``, the same
+    rounding as a stage's length); without it the branch starts from the parent's last checkpoint.
+    """
     if config.branch is None:
         return 0, None
-    from midtrain.checkpoint import find_branch_checkpoint
+    from midtrain.checkpoint import find_branch_checkpoint, list_checkpoints
 
-    ckpt = find_branch_checkpoint(Path(config.branch.from_run), config.branch.at_tokens)
+    bt = config.train.global_batch_tokens
+    at = config.branch.at_tokens
+    step = None if at is None else math.ceil(at / bt)
+    ckpt = find_branch_checkpoint(Path(config.branch.from_run), step)
     if ckpt is not None:
         state = json.loads((ckpt / "trainer_state" / "state.json").read_text())
-        if state["batch_tokens"] != config.train.global_batch_tokens:
+        if state["batch_tokens"] != bt:
             raise ConfigError(
                 f"branch.from_run: {ckpt} was trained with {state['batch_tokens']} tokens per step, this config "
-                f"has train.global_batch_tokens={config.train.global_batch_tokens}; a branch keeps the batch size"
+                f"has train.global_batch_tokens={bt}; a branch keeps the batch size"
             )
         return int(state["step"]), ckpt
-    if config.branch.at_tokens is None:
+    if step is None:
         raise ConfigError(
             f"branch.from_run: no checkpoint in {config.branch.from_run}/checkpoints yet; set branch.at_tokens "
             "to plan the branch before its parent has run"
         )
-    return math.ceil(config.branch.at_tokens / config.train.global_batch_tokens), None
+    kept = [p.name for p in list_checkpoints(config.branch.from_run)]
+    if kept and int(kept[-1].removeprefix("step-")) >= step:
+        raise ConfigError(
+            f"branch.at_tokens: {config.branch.from_run} has no checkpoint at step {step} (kept: {', '.join(kept)}); "
+            "keep it with the parent's train.checkpoint_every / keep_checkpoints"
+        )
+    return step, None
 
 
 def make_plan(config: MidtrainConfig, start_step: int | None = None) -> Plan:

@@ -94,10 +94,6 @@ def make_optimizer(model, config: MidtrainConfig) -> torch.optim.Optimizer:
     )
 
 
-def plan_stages(config: MidtrainConfig):
-    return make_plan(config, start_step=0).stages
-
-
 def check_same_run(out: Path, config: MidtrainConfig) -> None:
     """A folder holds one run: refuse to continue it with a config that trains something else."""
     saved = out / "config.yaml"
@@ -142,9 +138,9 @@ def run(config: MidtrainConfig) -> Path:
     if accelerator.device.type == "cpu":
         torch.set_num_threads(cpu_threads(config.train.num_threads))
 
-    for stage in plan_stages(config):  # fail on a missing folder before loading a large model
-        for name, path in stage.paths.items():
-            find_shards(path, f"data.stages.{stage.name}.mixture.{name}.path")
+    for stage_name, stage in config.data.stages.items():  # fail on a missing folder before loading a model
+        for name, src in stage.mixture.items():
+            find_shards(src.path, f"data.stages.{stage_name}.mixture.{name}.path")
 
     # --- where to start: our own last checkpoint, a parent run's checkpoint (branch), or the base model
     resume = latest_checkpoint(out)
@@ -158,7 +154,9 @@ def run(config: MidtrainConfig) -> Path:
     elif config.branch is not None:
         start_step, parent = branch_start(config)
         if parent is None:
-            raise ConfigError(f"branch.from_run: no checkpoint in {config.branch.from_run}/checkpoints")
+            raise ConfigError(
+                f"branch.from_run: {config.branch.from_run} has no checkpoint at step {start_step} yet (run it first)"
+            )
         state, optim_state, rng = load_trainer_state(parent)
         plan = make_plan(config, start_step=start_step)
         weights_from, step = parent, start_step
@@ -360,7 +358,10 @@ def run(config: MidtrainConfig) -> Path:
 
 
 def _inputs(config: MidtrainConfig, weights_from) -> dict:
-    inputs = {"init": str(weights_from)} if Path(str(weights_from)).exists() else {}
+    """Input paths for the manifest: where the weights came from (base, init, parent or own checkpoint) and the data."""
+    inputs = {"weights": str(weights_from)} if Path(str(weights_from)).exists() else {}
+    if config.model.base and Path(config.model.base).is_dir() and str(weights_from) != config.model.base:
+        inputs["base"] = config.model.base
     for stage in config.data.stages.values():
         for name, src in stage.mixture.items():
             inputs[f"data/{name}"] = src.path
