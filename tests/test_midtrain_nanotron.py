@@ -36,6 +36,8 @@ from midtrain.nanotron_schema import validate
 from midtrain.schedule import lr_at
 from octo.config import ConfigError
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 # ----------------------------------------------------------------------------------------------- helpers
 def tiny_llama(tmp_path: Path, tied: bool, name: str = "hf", **extra) -> Path:
@@ -355,3 +357,62 @@ def test_rope_scaling_is_refused_unless_allowed(tmp_path, corpora):
         two_stage_config(tmp_path, hf, corpora, gpus_per_node=2, allow_rope_scaling_drop=True)
     )
     assert model["rope_scaling"]["rope_type"] == "llama3" and model["rope_theta"] == 500000.0
+
+
+def test_octothinker_recipe_lays_out_for_nanotron(tmp_path):
+    """The 3B recipe end to end on paper: Llama-3.2-3B's config, uint32 shards made with the real Llama-3 tokenizer."""
+    from midtrain_helpers import instruction_texts, qa_texts, write_shards
+
+    from octo.assets import llama3_tokenizer_path, wiki_summaries
+
+    tok = llama3_tokenizer_path()
+    base = tmp_path / "Llama-3.2-3B"
+    base.mkdir()
+    (base / "config.json").write_text(json.dumps({  # Llama-3.2-3B's published architecture
+        "model_type": "llama", "hidden_size": 3072, "intermediate_size": 8192, "num_hidden_layers": 28,
+        "num_attention_heads": 24, "num_key_value_heads": 8, "vocab_size": 128256, "max_position_embeddings": 131072,
+        "rms_norm_eps": 1e-5, "rope_theta": 500000.0, "tie_word_embeddings": True, "bos_token_id": 128000,
+        "eos_token_id": 128001, "rope_scaling": {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}}))  # fmt: skip
+    texts = {
+        "megamath_web_pro": [r["extract"] for r in wiki_summaries(topic="Mathematics")[:40]],
+        "qa": qa_texts(40),
+        "instruct": instruction_texts(10),
+        "qa_long": qa_texts(30, seed=3),
+    }
+    paths = {n: write_shards(t, tok, tmp_path / n) for n, t in texts.items()}
+    assert next(paths["qa"].glob("*.ds.metadata")).read_text().splitlines()[0].endswith("|4")  # uint32 tokens
+    recipe = ROOT / "configs/midtrain"
+    common = [f"model.base={base}", f"nanotron.out_dir={tmp_path}/stable/nanotron"]
+    stable = midtrain.load(recipe / "octothinker_llama3b_stable.yaml", [
+        f"output_dir={tmp_path}/stable", *common,
+        *(f"data.stages.stable.mixture.{n}.path={paths[n]}" for n in ("megamath_web_pro", "qa", "instruct"))])  # fmt: skip
+    files = generate(stable, launch=True)
+    doc = yaml.safe_load(files[0].read_text())
+    assert doc["tokens"] == {"sequence_length": 8192, "train_steps": 47684, "micro_batch_size": 2,
+                             "batch_accumulation_per_replica": 8, "val_check_interval": -1,
+                             "limit_val_batches": 0, "limit_test_batches": 0}  # fmt: skip
+    assert doc["parallelism"]["dp"] == 32 and doc["model"]["model_config"]["rope_theta"] == 500000.0
+    dataset = doc["data_stages"][0]["data"]["dataset"]
+    assert dataset["token_size_in_bytes"] == 4 and dataset["vocab_size"] == 128256
+    assert dataset["dataset_weights"] == pytest.approx([0.89, 0.10, 0.01])
+    lr = doc["optimizer"]["learning_rate_scheduler"]
+    assert (lr["lr_warmup_steps"], lr["lr_decay_starting_step"], lr["min_decay_lr"]) == (477, 47684, 3e-5)
+    assert "#SBATCH --nodes=4" in files[-1].read_text()
+
+    long = midtrain.load(recipe / "octothinker_llama3b_decay_long.yaml", [
+        f"output_dir={tmp_path}/long", f"model.base={base}", f"branch.from_run={tmp_path}/stable",
+        *(f"data.stages.decay_long.mixture.{n}.path={paths[n]}" for n in ("megamath_web_pro", "qa_long", "instruct"))])  # fmt: skip
+    doc = yaml.safe_load(generate(long)[0].read_text())
+    assert [(s["name"], s["start_training_step"]) for s in doc["data_stages"]] == [
+        ("stable", 1),
+        ("decay_long", 47685),
+    ]
+    assert doc["checkpoints"]["resume_checkpoint_path"] == f"{tmp_path}/stable/nanotron/checkpoints/47684"
+    lr = doc["optimizer"]["learning_rate_scheduler"]
+    assert (lr["lr_decay_style"], lr["lr_decay_starting_step"], lr["lr_decay_steps"]) == (
+        "cosine",
+        47684,
+        4769,
+    )
+    assert doc["tokens"]["train_steps"] == 52453 and lr["min_decay_lr"] == pytest.approx(3e-6)
