@@ -81,6 +81,14 @@ def make_accelerator(precision: str):
     return Accelerator(mixed_precision=mixed)
 
 
+def release_accelerator() -> None:
+    """Forget accelerate's process-wide state, so later stages in the same process (RL, eval) set their own."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state()
+    GradientState._reset_state()
+
+
 def make_optimizer(model, config: MidtrainConfig) -> torch.optim.Optimizer:
     """AdamW; no weight decay on norms and biases (1-d parameters)."""
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
@@ -134,6 +142,14 @@ def run(config: MidtrainConfig) -> Path:
     dump_config(config, out / "config.yaml")
 
     accelerator = make_accelerator(config.train.precision)
+    try:
+        return _train(config, accelerator, out, started)
+    finally:
+        release_accelerator()
+
+
+def _train(config: MidtrainConfig, accelerator, out: Path, started: float) -> Path:
+    final_dir = out / "final"
     main = accelerator.is_main_process
     if accelerator.device.type == "cpu":
         torch.set_num_threads(cpu_threads(config.train.num_threads))

@@ -118,6 +118,36 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path, tiny_model, corp
     ]
 
 
+def test_stages_follow_each_other_with_their_own_mixes(tmp_path, tiny_model, corpora):
+    data = tiny_config(tmp_path / "stages", tiny_model, {"web": (corpora["web"], 1)})
+    data["data"]["stages"]["main"]["tokens"] = 128 * 4
+    data["data"]["stages"]["qa_only"] = {
+        "tokens": 128 * 6,
+        "mixture": {"qa": {"path": str(corpora["qa"]), "weight": 1}},
+    }
+    data["train"]["checkpoint_every"] = None
+    data["train"]["keep_checkpoints"] = 5
+    midtrain.run(load(tmp_path, data))
+    metrics = rows(tmp_path / "stages")
+    assert [(r["step"], r["stage"]) for r in metrics] == [
+        (2, "main"),
+        (4, "main"),
+        (6, "qa_only"),
+        (8, "qa_only"),
+        (10, "qa_only"),
+    ]
+    assert [r.get("tokens/web") for r in metrics] == [256, 512, 512, 512, 512]
+    assert [r.get("tokens/qa", 0) for r in metrics] == [0, 0, 256, 512, 768]
+    assert [p.name for p in list_checkpoints(tmp_path / "stages")] == ["step-4", "step-10"]  # stage ends
+    shares = read_manifest(tmp_path / "stages")["counts"]["share_by_stage"]
+    assert shares == {"main": {"web": 1.0}, "qa_only": {"qa": 1.0}}
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    Accelerator(mixed_precision="bf16")  # run() left no accelerate state behind for the next stage of a study
+    AcceleratorState._reset_state()
+
+
 def test_decay_branch_continues_a_stable_run(tmp_path, tiny_tokenizer, corpora):
     # the stable run starts from a random-init factory model (model.tiny) and keeps a constant lr
     stable_data = tiny_config(tmp_path / "stable", None, mix(corpora, ("web", 1)))
