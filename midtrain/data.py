@@ -162,9 +162,6 @@ class TokenSource:
     def documents(self) -> int:
         return len(self.doc_len)
 
-    def windows_per_epoch(self) -> float:
-        return self.epoch_tokens / self.window
-
     def _epoch(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         """(document order, cumulative end of each document in that order) for one epoch."""
         if epoch not in self._epochs:
