@@ -81,13 +81,12 @@ def backend(model_dir: Path, shards: Path, out: Path, steps: int, batch: int, se
             "model": {"base": str(model_dir)},
             "data": {
                 "sequence_length": seq,
-                "stages": [
-                    {
-                        "name": "web",
+                "stages": {
+                    "web": {
                         "tokens": steps * batch * seq,
-                        "mixture": [{"name": "web", "path": str(shards), "weight": 1}],
+                        "mixture": {"web": {"path": str(shards), "weight": 1}},
                     }
-                ],
+                },
             },
             "schedule": {"lr": 2e-3, "warmup_tokens": 0, "decay": "cosine"},
             "train": {

@@ -276,3 +276,14 @@ def test_cli_killed_with_sigkill_resumes_to_identical_weights(tmp_path, tiny_mod
     reference = midtrain.run(load(tmp_path, data))
     a, b = weights(reference), weights(tmp_path / "cli" / "final")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_benchmark_script_runs():
+    """benchmarks/midtrain.py end to end at a toy size (the figures themselves come from `make bench`)."""
+    out = subprocess.run(
+        [sys.executable, "benchmarks/midtrain.py", "--steps", "8", "--repeats", "1", "--docs", "300", "--batch", "4", "--seq", "64"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "ratio midtrain/bare:" in out.stdout and "data path share" in out.stdout
