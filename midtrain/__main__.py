@@ -1,4 +1,4 @@
-"""``octo midtrain``: continued pre-training on weighted mixtures of token shards.
+"""octo midtrain: continued pre-training on weighted mixtures of token shards.
 
 octo midtrain run CONFIG [key=value ...]              train (resumes an interrupted run, skips a finished one)
 octo midtrain dry-run CONFIG [key=value ...]          print steps, tokens, stages and the lr schedule
