@@ -1,0 +1,424 @@
+"""The mid-training recipe as typed config, and the plan it implies (steps, stages, schedule) in plain numbers.
+
+Everything a user writes is in tokens (``200B``, ``4M``, ``1_500_000``); the plan turns tokens into optimizer
+steps once, here, so the training loop, the dry run and the nanotron config all agree on the same numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, model_validator
+
+from octo.config import ConfigError, StrictModel, load_config
+from octo.tiny import TinyModelConfig
+
+_SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9, "T": 10**12}
+
+
+def parse_tokens(value: Any) -> int:
+    """``1_500_000``, ``1.5e6``, ``"1.5M"``, ``"200B"``, ``"4Mi"`` (binary: 4 * 2**20) -> an int number of tokens."""
+    if isinstance(value, bool):
+        raise ValueError("a token count must be a number")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError(f"a token count must be whole, got {value}")
+        return int(value)
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*([0-9][0-9_]*(?:\.[0-9]+)?(?:e[0-9]+)?)\s*([KMGBT]?)(i?)\s*", value, re.I)
+        if match:
+            number, suffix, binary = match.groups()
+            scale = 2 ** (10 * "KMGT".index(suffix.upper()) + 10) if binary else _SUFFIX[suffix.upper()]
+            if binary and not suffix:
+                raise ValueError(f"'{value}': 'i' needs a K/M/G/T suffix")
+            tokens = float(number.replace("_", "")) * scale
+            if abs(tokens - round(tokens)) < 1e-6:
+                return int(round(tokens))
+    raise ValueError(f"not a token count: {value!r} (write e.g. 1500000, 1.5M, 200B or 4Mi)")
+
+
+Tokens = Annotated[int, BeforeValidator(parse_tokens)]
+
+
+NAME = r"^[A-Za-z0-9_.-]+$"
+
+
+class Source(StrictModel):
+    path: str = Field(
+        description="folder with datatrove *.ds token shards (or a corpus folder with tokens/ inside)"
+    )
+    weight: float = Field(gt=0, description="relative share of training tokens (normalised per stage)")
+
+
+class DataStage(StrictModel):
+    tokens: Tokens = Field(gt=0)
+    mixture: dict[str, Source] = Field(
+        min_length=1,
+        description="source name -> folder and weight; a name is a stream that later stages continue",
+    )
+
+
+class DataConfig(StrictModel):
+    sequence_length: int = Field(2048, gt=0)
+    stages: dict[str, DataStage] = Field(
+        min_length=1, description="stage name -> stage, trained in this order"
+    )
+    shuffle: bool = Field(True, description="reshuffle documents of each source every epoch (seeded)")
+    eos: Literal["auto", "present", "insert"] = Field(
+        "auto",
+        description="documents in the shards end with EOS (present), or we add one (insert); auto checks",
+    )
+    eos_token_id: int | None = Field(None, description="defaults to the tokenizer's EOS")
+
+    @model_validator(mode="after")
+    def _consistent_sources(self):
+        paths: dict[str, str] = {}
+        for stage_name, stage in self.stages.items():
+            for name, src in stage.mixture.items():
+                for what in (stage_name, name):
+                    if not re.match(NAME, what):
+                        raise ValueError(
+                            f"'{what}': stage and source names use letters, digits, '_', '.', '-'"
+                        )
+                if paths.setdefault(name, src.path) != src.path:
+                    raise ValueError(f"source '{name}' names two folders: {paths[name]} and {src.path}")
+        return self
+
+
+class ModelConfig(StrictModel):
+    base: str | None = Field(
+        None, description="HF folder, hub id (online only), 'smollm2' or 'smollm2:N' (first N layers)"
+    )
+    tiny: TinyModelConfig | None = Field(None, description="or: a random-init tiny Llama from the factory")
+    dtype: Literal["float32", "bfloat16"] = Field(
+        "float32", description="weights while training (master copy)"
+    )
+    save_dtype: Literal["float32", "bfloat16"] = "float32"
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.base is None) == (self.tiny is None):
+            raise ValueError("give exactly one of model.base (a checkpoint) or model.tiny (a factory shape)")
+        return self
+
+
+class BranchConfig(StrictModel):
+    """Continue another run (weights, optimizer, step, data position): the decay branches of a stable run."""
+
+    from_run: str = Field(description="output_dir of the run to continue")
+    at_tokens: Tokens | None = Field(
+        None, description="its first checkpoint with at least this many tokens; default: its last"
+    )
+
+
+class ScheduleConfig(StrictModel):
+    """Warmup, then constant (stable), then decay to a floor; all lengths in tokens of the whole lineage."""
+
+    lr: float = Field(gt=0)
+    warmup_tokens: Tokens = Field(0, ge=0)
+    decay: Literal["none", "linear", "cosine", "1-sqrt"] = "cosine"
+    decay_tokens: Tokens | None = Field(
+        None, ge=0, description="the last decay_tokens of the run decay; null: everything after warmup"
+    )
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="floor = lr * min_lr_ratio")
+
+
+class OptimConfig(StrictModel):
+    weight_decay: float = Field(0.1, ge=0)
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+    clip_grad: float | None = Field(1.0, gt=0)
+
+
+class TrainConfig(StrictModel):
+    global_batch_tokens: Tokens = Field(
+        gt=0, description="tokens per optimizer step (all devices, accumulated)"
+    )
+    micro_batch_size: int = Field(4, gt=0, description="sequences per forward pass per device")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto: bf16 autocast on CUDA with bf16"
+    )
+    num_threads: int | None = Field(
+        None, gt=0, description="CPU threads; default: the cores this process may use"
+    )
+    log_every: int = Field(10, gt=0, description="steps between metrics rows (each one syncs the device)")
+    checkpoint_every: int | None = Field(
+        None, gt=0, description="steps; a checkpoint is also saved at stage ends"
+    )
+    keep_checkpoints: int = Field(2, gt=0, description="most recent checkpoints kept (stage ends included)")
+    progress: bool = True
+
+
+class NanotronConfig(StrictModel):
+    """How `octo midtrain nanotron-config` lays the same recipe out for nanotron (GitHub main)."""
+
+    dp: int = Field(1, gt=0)
+    tp: int = Field(1, gt=0)
+    pp: int = Field(1, gt=0)
+    micro_batch_size: int | None = Field(None, gt=0, description="default: train.micro_batch_size")
+    zero_stage: Literal[0, 1] = 0
+    recompute_layer: bool = False
+    checkpoint_interval: int | None = Field(None, gt=0, description="default: train.checkpoint_every or 1000")
+    out_dir: str | None = Field(None, description="default: <output_dir>/nanotron")
+    rope_interleaved: bool = Field(
+        False, description="False keeps HF's rotate-half RoPE layout (no q/k permutation)"
+    )
+    allow_rope_scaling_drop: bool = Field(
+        False,
+        description="nanotron ignores rope_scaling (Llama-3.1/3.2 'llama3' scaling): allow it knowingly",
+    )
+    # launch
+    repo_dir: str = Field("", description="nanotron checkout holding run_train.py (default: $NANOTRON_DIR)")
+    activate: str = Field("", description="shell line that enters the nanotron environment")
+    octo_python: str = Field("python", description="python of the octo environment (for the converter)")
+    nodes: int = Field(1, gt=0)
+    gpus_per_node: int = Field(8, gt=0)
+    partition: str | None = None
+    time: str = "48:00:00"
+    sbatch_extra: list[str] = Field(default_factory=list, description="more '#SBATCH ...' options")
+
+
+class MidtrainConfig(StrictModel):
+    name: str
+    output_dir: str
+    seed: int = 0
+    model: ModelConfig
+    branch: BranchConfig | None = None
+    data: DataConfig
+    schedule: ScheduleConfig
+    optim: OptimConfig = OptimConfig()
+    train: TrainConfig
+    nanotron: NanotronConfig = NanotronConfig()
+
+    @model_validator(mode="after")
+    def _batch_shape(self):
+        seq = self.data.sequence_length
+        if self.train.global_batch_tokens % seq:
+            raise ValueError(
+                f"train.global_batch_tokens ({self.train.global_batch_tokens}) must be a multiple of "
+                f"data.sequence_length ({seq})"
+            )
+        sequences = self.train.global_batch_tokens // seq
+        if sequences % self.train.micro_batch_size:
+            raise ValueError(
+                f"train.global_batch_tokens / data.sequence_length = {sequences} sequences per step must be a "
+                f"multiple of train.micro_batch_size ({self.train.micro_batch_size})"
+            )
+        return self
+
+
+# Fields that may change between a run and its resumption (they do not change what is trained).
+RESUMABLE_FIELDS = (
+    "train.log_every",
+    "train.checkpoint_every",
+    "train.keep_checkpoints",
+    "train.num_threads",
+    "train.progress",
+    "nanotron",
+)
+
+
+def identity(config: MidtrainConfig) -> dict:
+    """The config as a dict without the fields that do not change the trained weights."""
+    data = config.model_dump(mode="json")
+    for dotted in RESUMABLE_FIELDS:
+        *parents, last = dotted.split(".")
+        node = data
+        for key in parents:
+            node = node[key]
+        node.pop(last, None)
+    return data
+
+
+def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> MidtrainConfig:
+    """Load ``configs/midtrain/<x>.yaml`` with dotted ``key.sub=value`` overrides."""
+    return load_config(path, MidtrainConfig, overrides)
+
+
+# ----------------------------------------------------------------------------------------------- the plan
+@dataclass(frozen=True)
+class StagePlan:
+    name: str
+    start_step: int  # lineage step of the stage's first optimizer step (0-based)
+    steps: int
+    weights: dict[str, float]  # source name -> normalised weight
+    paths: dict[str, str]
+
+    @property
+    def end_step(self) -> int:
+        return self.start_step + self.steps
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every number the loop needs: steps are optimizer steps counted over the whole lineage (0-based)."""
+
+    sequence_length: int
+    batch_tokens: int
+    batch_sequences: int
+    start_step: int  # > 0 for a branch that continues another run
+    total_steps: int
+    stages: tuple[StagePlan, ...]
+    warmup_steps: int
+    decay_start: int
+    decay_steps: int
+    decay: str
+    peak_lr: float
+    min_lr: float
+
+    @property
+    def run_steps(self) -> int:
+        return self.total_steps - self.start_step
+
+    def stage_at(self, step: int) -> int:
+        for i, stage in enumerate(self.stages):
+            if step < stage.end_step:
+                return i
+        return len(self.stages) - 1
+
+    def describe(self) -> str:
+        from midtrain.schedule import lr_at
+
+        def tok(n: float) -> str:
+            for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+                if n >= scale:
+                    return f"{n / scale:.4g}{unit}"
+            return str(int(n))
+
+        bt = self.batch_tokens
+        lines = [
+            f"batch: {self.batch_sequences} sequences x {self.sequence_length} tokens = {bt:,} tokens per step",
+            f"steps: {self.start_step:,} -> {self.total_steps:,} ({self.run_steps:,} in this run, "
+            f"{tok(self.run_steps * bt)} tokens)",
+        ]
+        for s in self.stages:
+            mix = ", ".join(f"{n} {w:.3g}" for n, w in s.weights.items())
+            lines.append(
+                f"  stage '{s.name}': steps {s.start_step:,}-{s.end_step - 1:,} ({s.steps:,} steps, "
+                f"{tok(s.steps * bt)} tokens): {mix}"
+            )
+        stable_end = self.decay_start
+        lines.append(
+            f"schedule: peak lr {self.peak_lr:g}; warmup steps 0-{self.warmup_steps} ({tok(self.warmup_steps * bt)} "
+            f"tokens); stable to step {stable_end:,} ({tok(stable_end * bt)} tokens); "
+            + (
+                f"{self.decay} decay over {self.decay_steps:,} steps ({tok(self.decay_steps * bt)} tokens) "
+                f"to {self.min_lr:g}"
+                if self.decay != "none" and self.decay_steps
+                else "no decay"
+            )
+        )
+        probes = sorted(
+            {
+                self.start_step,
+                self.warmup_steps,
+                self.decay_start,
+                self.total_steps - 1,
+                (self.decay_start + self.total_steps) // 2,
+            }
+        )
+        lines.append(
+            "lr at steps: "
+            + ", ".join(
+                f"{p:,}: {lr_at(self, p):.3g}" for p in probes if self.start_step <= p < self.total_steps
+            )
+        )
+        return "\n".join(lines)
+
+
+def branch_start(config: MidtrainConfig) -> tuple[int, Path | None]:
+    """Where a branch starts: (lineage step, checkpoint folder or None when the parent has not got there yet).
+
+    ``branch.at_tokens`` names the step whose batch holds that token (``ceil(at_tokens / batch tokens)``, the same
+    rounding as a stage's length); without it the branch starts from the parent's last checkpoint.
+    """
+    if config.branch is None:
+        return 0, None
+    from midtrain.checkpoint import find_branch_checkpoint, list_checkpoints
+
+    bt = config.train.global_batch_tokens
+    at = config.branch.at_tokens
+    step = None if at is None else math.ceil(at / bt)
+    ckpt = find_branch_checkpoint(Path(config.branch.from_run), step)
+    if ckpt is not None:
+        state = json.loads((ckpt / "trainer_state" / "state.json").read_text())
+        if state["batch_tokens"] != bt:
+            raise ConfigError(
+                f"branch.from_run: {ckpt} was trained with {state['batch_tokens']} tokens per step, this config "
+                f"has train.global_batch_tokens={bt}; a branch keeps the batch size"
+            )
+        return int(state["step"]), ckpt
+    if step is None:
+        raise ConfigError(
+            f"branch.from_run: no checkpoint in {config.branch.from_run}/checkpoints yet; set branch.at_tokens "
+            "to plan the branch before its parent has run"
+        )
+    kept = [p.name for p in list_checkpoints(config.branch.from_run)]
+    if kept and int(kept[-1].removeprefix("step-")) >= step:
+        raise ConfigError(
+            f"branch.at_tokens: {config.branch.from_run} has no checkpoint at step {step} (kept: {', '.join(kept)}); "
+            "keep it with the parent's train.checkpoint_every / keep_checkpoints"
+        )
+    return step, None
+
+
+def make_plan(config: MidtrainConfig, start_step: int | None = None) -> Plan:
+    if start_step is None:
+        start_step = branch_start(config)[0]
+    seq, bt = config.data.sequence_length, config.train.global_batch_tokens
+    stages, step = [], start_step
+    for name, stage in config.data.stages.items():
+        steps = math.ceil(stage.tokens / bt)
+        total_weight = sum(s.weight for s in stage.mixture.values())
+        stages.append(
+            StagePlan(
+                name=name,
+                start_step=step,
+                steps=steps,
+                weights={n: s.weight / total_weight for n, s in stage.mixture.items()},
+                paths={n: s.path for n, s in stage.mixture.items()},
+            )
+        )
+        step += steps
+    total = step
+    sched = config.schedule
+    warmup = math.ceil(sched.warmup_tokens / bt)
+    if sched.decay == "none":
+        decay_steps = 0
+    elif sched.decay_tokens is None:
+        decay_steps = total - warmup
+    else:
+        decay_steps = math.ceil(sched.decay_tokens / bt)
+    decay_start = total - decay_steps
+    if decay_start < warmup:
+        raise ConfigError(
+            f"schedule: warmup ({warmup} steps) and decay ({decay_steps} steps) overlap in a run of {total} steps; "
+            "shorten schedule.warmup_tokens or schedule.decay_tokens"
+        )
+    if decay_start < start_step and decay_steps:
+        raise ConfigError(
+            f"schedule.decay_tokens: the decay would start at step {decay_start}, before this branch starts "
+            f"({start_step}); a branch can only decay over its own steps"
+        )
+    return Plan(
+        sequence_length=seq,
+        batch_tokens=bt,
+        batch_sequences=bt // seq,
+        start_step=start_step,
+        total_steps=total,
+        stages=tuple(stages),
+        warmup_steps=warmup,
+        decay_start=decay_start,
+        decay_steps=decay_steps,
+        decay=sched.decay,
+        peak_lr=sched.lr,
+        min_lr=sched.lr * sched.min_lr_ratio if sched.decay != "none" else sched.lr,
+    )
