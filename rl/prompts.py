@@ -93,11 +93,15 @@ def _hub_items(src: ItemSource) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------- decontamination
+_SENTENCE_PUNCTUATION = set(".,;:!?\"'`")
+
+
 def normalise_question(text: str) -> str:
-    """Lower-case, NFKC, punctuation to spaces, whitespace collapsed: the form questions are compared in."""
+    """The form questions are compared in: NFKC, lower case, every symbol its own word, sentence punctuation
+    dropped (math symbols such as + - = ^ are kept: "2 + 3" and "2 - 3" differ), whitespace collapsed."""
     text = unicodedata.normalize("NFKC", text).lower()
-    text = re.sub(r"[^\w]+", " ", text)
-    return " ".join(text.split())
+    words = re.sub(r"([^\w\s])", r" \1 ", text).split()
+    return " ".join(w for w in words if w not in _SENTENCE_PUNCTUATION)
 
 
 def _ngrams(words: list[str], n: int) -> set[tuple[str, ...]]:
