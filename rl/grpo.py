@@ -79,6 +79,19 @@ def run(cfg: RLConfig, callbacks=()) -> Path:
     dump_config(cfg, out / "config.yaml")
 
     import torch
+
+    t = cfg.trainer
+    threads = torch.get_num_threads()
+    if t.torch_threads:
+        torch.set_num_threads(t.torch_threads)
+    try:
+        return _train(cfg, out, started, callbacks)
+    finally:
+        torch.set_num_threads(threads)  # the study runs every stage in one process: leave its setting alone
+
+
+def _train(cfg: RLConfig, out: Path, started: float, callbacks) -> Path:
+    import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
     from transformers.trainer_utils import set_seed
@@ -87,8 +100,7 @@ def run(cfg: RLConfig, callbacks=()) -> Path:
     from .validation import Validator
 
     t = cfg.trainer
-    if t.torch_threads:
-        torch.set_num_threads(t.torch_threads)
+    final = out / FINAL
     set_seed(cfg.seed)
     random.seed(cfg.seed)
 

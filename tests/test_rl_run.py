@@ -45,12 +45,12 @@ def _qa(item: dict, boxed: bool) -> str:
     return f"Question: {item['question']}\nAnswer: {expr} = {item['answer']}. The answer is {final}."
 
 
-QA_MODEL_RECIPE = "qa-arith-v1"  # bump when the recipe below changes (the trained model is cached by name)
+QA_MODEL_RECIPE = "qa-arith-v2"  # bump when the recipe below changes (the trained model is cached by name)
 
 
 @pytest.fixture(scope="module")
 def qa_model(request):
-    """A 0.1M-parameter Llama after a short SFT on QA arithmetic (deterministic: fixed seeds, 2 threads).
+    """A 0.1M-parameter Llama after a short SFT on QA arithmetic (deterministic: fixed seeds, 1 thread).
 
     Cached in pytest's cache folder, so only the first test run on a checkout pays for the SFT.
     """
@@ -62,7 +62,10 @@ def qa_model(request):
     root = Path(request.config.cache.mkdir(f"octo-rl-{QA_MODEL_RECIPE}"))
     if (root / "model" / "model.safetensors").is_file() and (root / "model" / "tokenizer.json").is_file():
         return root / "model"
-    torch.set_num_threads(2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(
+        1
+    )  # tiny matrices: one thread is fastest, and steady when other jobs share the cores
     items = _problems()
     texts = [_qa(x, True) for x in items] + [_qa(x, False) for x in items]
     tok_dir = train_bpe_tokenizer(texts * 3, root / "tok", vocab_size=300)
@@ -86,6 +89,7 @@ def qa_model(request):
         opt.zero_grad()
     tok.save_pretrained(model_dir)
     model.save_pretrained(model_dir)  # written last: its presence marks a complete cache
+    torch.set_num_threads(threads)
     return model_dir
 
 
@@ -110,7 +114,7 @@ def _config(model, out, problem_files, **trainer):
         "prompts.decontaminate.action=drop", "validation.every=10", "validation.max_new_tokens=32",
         "validation.sets=[{name: held_out, source: jsonl, path: " + str(val) + "}]",
         "trainer.steps=30", "trainer.prompts_per_step=8", "trainer.learning_rate=3e-4",
-        "trainer.max_completion_length=32", "log_every=5",
+        "trainer.max_completion_length=32", "trainer.torch_threads=1", "log_every=5",
     ] + [f"trainer.{k}={v}" for k, v in trainer.items()]  # fmt: skip
     return load(ROOT / "configs/rl/demo.yaml", overrides)
 
@@ -171,12 +175,15 @@ def test_grpo_learns_and_records_dynamics(qa_model, problem_files, tmp_path):
     val_steps = [r["step"] for r in rows if r.get("val/held_out/acc") is not None]
     assert val_steps == [0, 10, 20, 30]
 
-    # A real learning signal: mean reward over the last 10 steps well above the first 10 (measured: about
-    # -0.4 -> +0.2 on reward, 0.3 -> 0.6 accuracy, across machine loads).
+    # A real learning signal: mean reward over the last 10 steps well above the first 10. Measured with this
+    # recipe for run seeds 0-5: -0.34..-0.49 -> +0.15..+0.30 (gain 0.56-0.73; accuracy 0.25-0.33 -> 0.57-0.65).
     first = sum(r["reward_mean"] for r in train[:10]) / 10
     last = sum(r["reward_mean"] for r in train[-10:]) / 10
     print(f"reward first10 {first:.3f} -> last10 {last:.3f} ({took:.0f} s)")
-    assert last - first > 0.25, (first, last)
+    assert last - first > 0.3, (first, last)
+    # Greedy decoding starts with the unboxed answer format (0 under the strict reward); RL teaches the box.
+    # Measured: 0.0 -> 0.62-0.88 on the 16 held-out problems.
+    assert rows[-1]["val/held_out/acc"] - rows[0]["val/held_out/acc"] >= 0.4
 
     samples = list(read_jsonl(out / "samples.jsonl"))
     assert len(samples) == 30 * 64
