@@ -23,7 +23,7 @@ class ItemSource(StrictModel):
     path: str | None = Field(None, description="jsonl/parquet: the file")
     dataset: str | None = Field(
         None,
-        description="hub: dataset repo (e.g. EleutherAI/hendrycks_math); reasoning_gym: generator name; "
+        description="hub: dataset repo (e.g. DigitalLearningGmbH/MATH-lighteval); reasoning_gym: generator name; "
         "benchmark: an octo.assets benchmark name (gsm8k, math500, ...)",
     )
     subset: str | None = Field(None, description="hub: dataset config name")

@@ -59,8 +59,8 @@ def test_reasoning_gym_source_is_seeded():
 
 
 def test_hub_source_offline_is_a_clear_error():
-    src = ItemSource(source="hub", dataset="EleutherAI/hendrycks_math", levels=[3, 4, 5])
-    with pytest.raises(MissingAssetError, match="hendrycks_math.*could not be loaded.*source=jsonl"):
+    src = ItemSource(source="hub", dataset="DigitalLearningGmbH/MATH-lighteval", levels=[3, 4, 5])
+    with pytest.raises(MissingAssetError, match="MATH-lighteval.*could not be loaded.*source=jsonl"):
         load_items(src)
 
 
