@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from octo.config import dump_config
+from octo.config import ConfigError, dump_config
 from octo.jsonl import read_jsonl, write_jsonl
 from octo.manifest import read_manifest
 
@@ -211,6 +211,9 @@ def test_grpo_learns_and_records_dynamics(qa_model, problem_files, tmp_path):
     start = time.time()
     assert run(cfg) == final
     assert time.time() - start < 2 and (out / "metrics.jsonl").read_bytes() == before
+    # ... and the same folder with another recipe is refused rather than mixed
+    with pytest.raises(ConfigError, match="different config"):
+        run(cfg.model_copy(update={"seed": 1}))
 
 
 def test_resume_after_kill(qa_model, problem_files, tmp_path):
@@ -245,3 +248,22 @@ def test_resume_after_kill(qa_model, problem_files, tmp_path):
     assert read_manifest(out)["status"] == "complete"
     kept = sorted(p.name for p in (out / "checkpoints").glob("checkpoint-*"))
     assert kept == ["checkpoint-6", "checkpoint-8"]  # checkpoint.keep = 2
+
+
+def test_several_updates_per_step_and_the_length_schedule(qa_model, problem_files, tmp_path):
+    """Two optimizer updates per rollout batch make one metrics row; the stair schedule cuts responses short."""
+    from rl import run
+
+    cfg = _config(qa_model, tmp_path / "stairs", problem_files, steps=4, prompts_per_step=4, num_generations=4,
+                  updates_per_step=2, max_completion_schedule="{3: 6}")  # fmt: skip
+    cfg.validation.sets = []
+    run(cfg)
+    rows = list(read_jsonl(Path(cfg.output_dir) / "metrics.jsonl"))
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]  # no validation sets: no step-0 row
+    assert [r["max_completion_length"] for r in rows] == [32, 32, 6, 6]
+    assert all(r["completions"] == 16 and r["loss"] is not None for r in rows)
+    samples = list(read_jsonl(Path(cfg.output_dir) / "samples.jsonl"))
+    late = [s for s in samples if s["step"] >= 3]
+    assert len(late) == 32 and all(s["length"] <= 6 for s in late)
+    assert any(s["finish"] == "length" for s in late) and rows[2]["clip_ratio"] > 0
+    assert read_manifest(cfg.output_dir)["counts"]["optimizer_updates"] == 8
