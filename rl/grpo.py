@@ -27,10 +27,11 @@ import time
 from pathlib import Path
 
 from octo.config import ConfigError, dump_config
-from octo.jsonl import read_jsonl, write_jsonl
+from octo.jsonl import append_jsonl, read_jsonl, write_jsonl
 from octo.manifest import config_hash, is_complete, read_manifest, write_manifest
 
 from .config import RLConfig
+from .dynamics import metrics_row
 from .prompts import decontaminate, load_items
 from .rewards import check_names
 from .templates import render
@@ -76,7 +77,8 @@ def run(cfg: RLConfig, callbacks=()) -> Path:
     _check_output_dir(cfg, out)
     started = time.time()
     out.mkdir(parents=True, exist_ok=True)
-    dump_config(cfg, out / "config.yaml")
+    if int(os.environ.get("RANK", "0")) == 0:
+        dump_config(cfg, out / "config.yaml")
 
     import torch
 
@@ -101,6 +103,7 @@ def _train(cfg: RLConfig, out: Path, started: float, callbacks) -> Path:
 
     t = cfg.trainer
     final = out / FINAL
+    main = int(os.environ.get("RANK", "0")) == 0  # with several processes, only the first writes files
     set_seed(cfg.seed)
     random.seed(cfg.seed)
 
@@ -111,8 +114,9 @@ def _train(cfg: RLConfig, out: Path, started: float, callbacks) -> Path:
     validation_items = {v.name: load_items(v) for v in cfg.validation.sets}
     items = load_items(cfg.prompts, seed_offset=cfg.seed if cfg.prompts.source == "reasoning_gym" else 0)
     items, report = decontaminate(items, cfg.prompts.decontaminate, validation_items)
-    (out / "decontamination.json").write_text(json.dumps(report, indent=2) + "\n")
-    if report["contaminated"]:
+    if main:
+        (out / "decontamination.json").write_text(json.dumps(report, indent=2) + "\n")
+    if report["contaminated"] and main:
         print(f"[rl] decontamination: {report['contaminated']} of {report['prompts']} prompts appear in evaluation "
               f"sets ({cfg.prompts.decontaminate.action}); see {out / 'decontamination.json'}")  # fmt: skip
     if len(items) < t.prompts_per_step:
@@ -125,7 +129,8 @@ def _train(cfg: RLConfig, out: Path, started: float, callbacks) -> Path:
 
     for item in items:
         item["prompt"] = fmt(item["question"])
-    write_jsonl(out / "prompts.jsonl", items)
+    if main:
+        write_jsonl(out / "prompts.jsonl", items)
     dataset = Dataset.from_list(
         [{"prompt": x["prompt"], "answer": x["answer"], "prompt_id": x["id"]} for x in items]
     )
@@ -140,17 +145,17 @@ def _train(cfg: RLConfig, out: Path, started: float, callbacks) -> Path:
     checkpoints = out / "checkpoints"
     resume = _last_checkpoint(checkpoints)
     per_step = updates_per_step(cfg)
-    if resume is not None:
+    if resume is not None and main:
         done = int(resume.name.split("-")[1]) // per_step
         print(f"[rl] resuming from {resume} (RL step {done})")
         _truncate_logs(out, done)
-    else:
+    elif main:
         for name in ("metrics.jsonl", "samples.jsonl"):
             (out / name).unlink(missing_ok=True)
-
-    write_manifest(
-        out, stage="rl", config=cfg, inputs={"model": cfg.model}, started=started, status="running"
-    )
+    if main:
+        write_manifest(
+            out, stage="rl", config=cfg, inputs={"model": cfg.model}, started=started, status="running"
+        )
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     args = grpo_args(cfg, checkpoints, world_size=world_size, use_cpu=not torch.cuda.is_available())
     recorder = Recorder(cfg, out / "samples.jsonl" if cfg.write_samples else None)
@@ -180,11 +185,7 @@ def _train(cfg: RLConfig, out: Path, started: float, callbacks) -> Path:
     trainer.remove_callback(PrinterCallback)  # our progress lines replace the per-update log dicts
     recorder.trainer = trainer
 
-    if resume is None and validator is not None and cfg.validation.at_start:
-        from octo.jsonl import append_jsonl
-
-        from .dynamics import metrics_row
-
+    if resume is None and validator is not None and cfg.validation.at_start and main:
         append_jsonl(out / "metrics.jsonl", metrics_row(0, extra=validator(model)))
     print(
         f"[rl] {cfg.model} -> {out}: {t.steps} steps x {t.prompts_per_step} prompts x {t.num_generations} "
@@ -195,8 +196,11 @@ def _train(cfg: RLConfig, out: Path, started: float, callbacks) -> Path:
 
     # final/: the model and tokenizer in HF format, written atomically.
     tmp = out / (FINAL + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    trainer.save_model(str(tmp))
+    if main:
+        shutil.rmtree(tmp, ignore_errors=True)
+    trainer.save_model(str(tmp))  # collective under DeepSpeed/FSDP; writes on the main process only
+    if not main:
+        return final
     tokenizer.save_pretrained(str(tmp))
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)

@@ -182,12 +182,22 @@ class Recorder:
             reward = total_reward(j, self.cfg.reward)
             rewards.append(reward)
             rows.append({
-                "step": step, "prompt_id": pid, "group": i // G, "text": text, "length": len(ids),
+                "step": step, "prompt_id": pid, "text": text, "length": len(ids),
                 "reward": reward, "correct": j.correct, "correct_strict": j.strict.correct,
                 "correct_lenient": j.lenient.correct, "answer": j.verdict.answer, "n_boxed": j.strict.n_boxed,
                 "boxed_first": j.strict.boxed_first, "repetitive": j.strict.repetitive,
                 "no_answer": j.no_answer, "finish": finish[i],
             })  # fmt: skip
+        if trainer.accelerator.num_processes > 1:
+            # each process scored its contiguous slice of the rollout batch; the main one records all of it
+            # (multi-process runs are not tested here: no GPUs on the CI machine)
+            from accelerate.utils import gather_object
+
+            rows = gather_object(rows)
+            if not trainer.accelerator.is_main_process:
+                return rewards
+        for i, row in enumerate(rows):
+            row["group"] = i // G
         self.rollouts[step] = summarise_rollout(rows, G)
         if self.samples_path is not None:
             with self.samples_path.open("a", encoding="utf-8") as fh:
@@ -218,13 +228,13 @@ class DynamicsCallback(TrainerCallback):
         )
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
-        if state.global_step % self.per_step == 0:
+        if state.is_world_process_zero and state.global_step % self.per_step == 0:
             step = state.global_step // self.per_step
             if self.wants_validation(step):
                 self.validation = self.validator(model)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if not logs or "loss" not in logs or "train_runtime" in logs:
+        if not logs or "loss" not in logs or "train_runtime" in logs or not state.is_world_process_zero:
             return
         self.pending.append(dict(logs))
         if state.global_step % self.per_step:
