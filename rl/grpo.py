@@ -47,12 +47,30 @@ def _last_checkpoint(folder: Path) -> Path | None:
     return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
 
 
+def _rows_but_a_torn_tail(path: Path):
+    """The rows of a JSONL file; a last line cut short by a kill is skipped (any other bad line is an error)."""
+    with path.open(encoding="utf-8") as fh:
+        previous, lineno = None, 0
+        for lineno, line in enumerate(fh, 1):
+            if previous is not None:
+                try:
+                    yield json.loads(previous)
+                except json.JSONDecodeError:
+                    raise ValueError(f"{path}:{lineno - 1}: not valid JSON") from None
+            previous = line
+        if previous is not None and previous.strip():
+            try:
+                yield json.loads(previous)
+            except json.JSONDecodeError:
+                print(f"[rl] {path}:{lineno}: dropping a line cut short by the interruption")
+
+
 def _truncate_logs(out: Path, last_step: int) -> None:
     """Drop metrics/samples rows after ``last_step`` (they are produced again on resume)."""
     for name in ("metrics.jsonl", "samples.jsonl"):
         path = out / name
         if path.is_file():
-            write_jsonl(path, (r for r in read_jsonl(path) if r["step"] <= last_step))
+            write_jsonl(path, (r for r in _rows_but_a_torn_tail(path) if r["step"] <= last_step))
 
 
 def _check_output_dir(cfg: RLConfig, out: Path) -> None:

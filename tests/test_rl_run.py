@@ -238,6 +238,8 @@ def test_resume_after_kill(qa_model, problem_files, tmp_path):
     proc.wait()
     assert target.exists(), "the CLI run did not reach its second checkpoint"
     assert read_manifest(out)["status"] == "running"
+    with (out / "samples.jsonl").open("a") as fh:
+        fh.write('{"step": 5, "prompt_id": "arith-1+2", "te')  # as if the kill came in the middle of a write
 
     final = run(cfg)
     assert (final / "model.safetensors").is_file()
