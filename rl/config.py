@@ -168,6 +168,15 @@ class RLConfig(StrictModel):
     write_samples: bool = Field(True, description="write samples.jsonl (one row per completion)")
     log_every: int = Field(10, gt=0, description="RL steps between progress lines")
 
+    @model_validator(mode="after")
+    def _truncation_mask_needs_eos(self):
+        if self.trainer.mask_truncated_completions and self.template.stop_strings:
+            raise ValueError(
+                "trainer.mask_truncated_completions: TRL counts a completion ended by a stop string (no EOS) as "
+                "truncated and would mask it out; set template.stop_strings=[] to use it"
+            )
+        return self
+
 
 def load(path, overrides=()) -> RLConfig:
     """Load ``configs/rl/<x>.yaml`` with ``key.sub=value`` overrides into an RLConfig."""

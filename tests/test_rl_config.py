@@ -88,6 +88,8 @@ def test_bad_fields_name_the_field():
         load(CONFIGS / "demo.yaml", ["prompts.source=jsonl"])
     with pytest.raises(ConfigError, match=r"template.name"):
         load(CONFIGS / "demo.yaml", ["template.name=alpaca"])
+    with pytest.raises(ConfigError, match=r"mask_truncated_completions.*stop string"):
+        load(CONFIGS / "demo.yaml", ["trainer.mask_truncated_completions=true"])
 
 
 def test_run_without_a_model_is_a_clear_error(tmp_path):
