@@ -1,0 +1,270 @@
+"""TRL's GRPOTrainer, wired for R1-Zero-style RL that records its dynamics.
+
+* ``grpo_args``: the config's RL-step view (prompts x rollouts per step, updates per rollout batch) mapped to
+  TRL's counts of completions and micro-steps.
+* ``OctoGRPOTrainer``: stop strings on the transformers path (a stopping criterion + a cut before the stop
+  string, before rewards and loss masking; vLLM gets the same list as ``stop``), and the stair schedule of the
+  max response length.
+* ``Recorder``: the reward function TRL calls; it scores each completion once, writes ``samples.jsonl`` and
+  keeps the rollout summary of the step.
+* ``DynamicsCallback``: one ``metrics.jsonl`` row per RL step (rollout summary + TRL's update logs +
+  validation), and a progress line every few steps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+from transformers import TrainerCallback
+from trl import GRPOConfig, GRPOTrainer
+
+from octo.jsonl import append_jsonl
+
+from .config import RLConfig
+from .dynamics import metrics_row, summarise_rollout, summarise_updates
+from .rewards import judge, total_reward
+from .stopping import cut_at_stop, stop_generate_on
+
+
+def updates_per_step(cfg: RLConfig) -> int:
+    """Optimizer updates (TRL global steps) per RL step."""
+    return cfg.trainer.updates_per_step * cfg.trainer.num_iterations
+
+
+def grpo_args(cfg: RLConfig, output_dir: str | Path, world_size: int = 1, **overrides) -> GRPOConfig:
+    """TRL arguments for ``cfg``: one RL step = one generation batch = ``updates_per_step`` optimizer updates."""
+    t = cfg.trainer
+    completions = t.prompts_per_step * t.num_generations
+    if t.prompts_per_step % t.updates_per_step:
+        raise ValueError(
+            f"trainer.prompts_per_step ({t.prompts_per_step}) must be divisible by trainer.updates_per_step "
+            f"({t.updates_per_step}): each update trains on whole prompt groups"
+        )
+    per_update = completions // t.updates_per_step  # completions in one PPO mini-batch, all devices
+    per_device = t.micro_batch_size or per_update // world_size
+    if per_update % (per_device * world_size):
+        raise ValueError(
+            f"a mini-batch of {per_update} completions cannot be split into micro-batches of "
+            f"trainer.micro_batch_size={per_device} on {world_size} device(s)"
+        )
+    accumulation = per_update // (per_device * world_size)
+    eos_stop = {}
+    if t.use_vllm and cfg.template.stop_strings:  # vLLM stops natively and leaves the stop string out
+        eos_stop = {
+            "generation_kwargs": {"stop": cfg.template.stop_strings, "include_stop_str_in_output": False}
+        }
+    checkpointing = cfg.checkpoint.every > 0
+    args = dict(
+        output_dir=str(output_dir),
+        seed=cfg.seed,
+        max_steps=t.steps * updates_per_step(cfg),
+        per_device_train_batch_size=per_device,
+        gradient_accumulation_steps=accumulation,
+        generation_batch_size=completions,
+        num_generations=t.num_generations,
+        num_iterations=t.num_iterations,
+        max_completion_length=t.max_completion_at(1),
+        temperature=t.temperature,
+        top_p=t.top_p,
+        top_k=t.top_k,
+        learning_rate=t.learning_rate,
+        lr_scheduler_type=t.lr_scheduler,
+        warmup_steps=t.warmup_steps,
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        beta=t.beta,
+        loss_type=t.loss_type,
+        epsilon=t.epsilon,
+        epsilon_high=t.epsilon_high if t.epsilon_high is not None else t.epsilon,
+        scale_rewards=t.scale_rewards,
+        mask_truncated_completions=t.mask_truncated_completions,
+        bf16=t.bf16,
+        gradient_checkpointing=t.gradient_checkpointing,
+        use_vllm=t.use_vllm,
+        vllm_mode=t.vllm_mode,
+        vllm_gpu_memory_utilization=t.vllm_gpu_memory_utilization,
+        vllm_max_model_length=t.vllm_max_model_length,
+        logging_steps=1,
+        save_strategy="steps" if checkpointing else "no",
+        save_steps=max(cfg.checkpoint.every, 1) * updates_per_step(cfg),
+        save_total_limit=cfg.checkpoint.keep,
+        report_to="none",
+        disable_tqdm=True,
+        remove_unused_columns=False,
+        **eos_stop,
+    )
+    args.update(overrides)
+    return GRPOConfig(**args)
+
+
+class OctoGRPOTrainer(GRPOTrainer):
+    """GRPOTrainer + stop strings on the transformers generation path + a max-response-length schedule."""
+
+    def __init__(self, *args, stop_strings=(), length_schedule=None, steps_per_rl_step: int = 1, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.stop_strings = list(stop_strings)
+        self.length_schedule = length_schedule  # RL step -> max completion length
+        self.steps_per_rl_step = steps_per_rl_step
+        self.last_finish: list[str] = []
+
+    @property
+    def rl_step(self) -> int:
+        """The RL step being generated or trained (1-based)."""
+        return self.state.global_step // self.steps_per_rl_step + 1
+
+    def _apply_length_schedule(self) -> None:
+        if self.length_schedule is None:
+            return
+        length = self.length_schedule(self.rl_step)
+        if length != self.max_completion_length:
+            self.max_completion_length = length
+            if getattr(self, "generation_config", None) is not None:
+                self.generation_config.max_new_tokens = length
+                self.generation_kwargs["max_new_tokens"] = length
+            if getattr(self, "vllm_generation", None) is not None:
+                self.vllm_generation.max_completion_length = length
+
+    def _generate_and_score_completions(self, inputs):
+        self._apply_length_schedule()
+        return super()._generate_and_score_completions(inputs)
+
+    def _generate_single_turn(self, prompt_ids, *args, **kwargs):
+        transformers_path = not self.use_vllm and not self.use_transformers_continuous_batching
+        if transformers_path and self.stop_strings:
+            model = self.accelerator.unwrap_model(self.model_wrapped)
+            with stop_generate_on(model, self._tokenizer, self.stop_strings):
+                completion_ids, logprobs = super()._generate_single_turn(prompt_ids, *args, **kwargs)
+        else:
+            completion_ids, logprobs = super()._generate_single_turn(prompt_ids, *args, **kwargs)
+        pad = self._tokenizer.pad_token_id
+        cut, finish = [], []
+        for ids in completion_ids:
+            ids = list(ids)
+            if transformers_path and ids and ids[-1] not in self.eos_token_ids:
+                while ids and ids[-1] == pad:  # a row stopped by the criterion is padded to the batch length
+                    ids.pop()
+            ids, stopped = cut_at_stop(ids, self._tokenizer, self.stop_strings)
+            cut.append(ids)
+            if ids and ids[-1] in self.eos_token_ids:
+                finish.append("eos")
+            elif stopped or len(ids) < self.max_completion_length:
+                finish.append("stop")
+            else:
+                finish.append("length")
+        if logprobs is not None:
+            logprobs = [lp[: len(ids)] for lp, ids in zip(logprobs, cut)]
+        self.last_finish = finish
+        return cut, logprobs
+
+
+class Recorder:
+    """The reward function TRL calls once per rollout batch; it also records samples and the rollout summary."""
+
+    def __init__(self, cfg: RLConfig, samples_path: Path | None):
+        self.cfg = cfg
+        self.samples_path = samples_path
+        self.trainer: OctoGRPOTrainer | None = None
+        self.rollouts: dict[int, dict] = {}  # RL step -> rollout summary
+
+    def __call__(self, completions, completion_ids, answer, prompt_id, **kwargs) -> list[float]:
+        trainer = self.trainer
+        step = trainer.rl_step
+        finish = (
+            trainer.last_finish if len(trainer.last_finish) == len(completions) else ["?"] * len(completions)
+        )
+        G = self.cfg.trainer.num_generations
+        rows, rewards = [], []
+        for i, (text, ids, gold, pid) in enumerate(zip(completions, completion_ids, answer, prompt_id)):
+            j = judge(text, gold, self.cfg.reward.require_boxed)
+            reward = total_reward(j, self.cfg.reward)
+            rewards.append(reward)
+            rows.append({
+                "step": step, "prompt_id": pid, "text": text, "length": len(ids),
+                "reward": reward, "correct": j.correct, "correct_strict": j.strict.correct,
+                "correct_lenient": j.lenient.correct, "answer": j.verdict.answer, "n_boxed": j.strict.n_boxed,
+                "boxed_first": j.strict.boxed_first, "repetitive": j.strict.repetitive,
+                "no_answer": j.no_answer, "finish": finish[i],
+            })  # fmt: skip
+        if trainer.accelerator.num_processes > 1:
+            # each process scored its contiguous slice of the rollout batch; the main one records all of it
+            # (multi-process runs are not tested here: no GPUs on the CI machine)
+            from accelerate.utils import gather_object
+
+            rows = gather_object(rows)
+            if not trainer.accelerator.is_main_process:
+                return rewards
+        for i, row in enumerate(rows):
+            row["group"] = i // G
+        self.rollouts[step] = summarise_rollout(rows, G)
+        if self.samples_path is not None:
+            with self.samples_path.open("a", encoding="utf-8") as fh:
+                fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        return rewards
+
+    def as_reward_function(self):
+        def octo_reward(**kwargs):  # TRL names reward metrics after __name__
+            return self(**kwargs)
+
+        return octo_reward
+
+
+class DynamicsCallback(TrainerCallback):
+    """Writes one metrics.jsonl row per RL step and prints progress."""
+
+    def __init__(self, cfg: RLConfig, recorder: Recorder, metrics_path: Path, validator=None, started=None):
+        self.cfg, self.recorder, self.metrics_path, self.validator = cfg, recorder, metrics_path, validator
+        self.per_step = updates_per_step(cfg)
+        self.pending: list[dict] = []
+        self.validation: dict = {}
+        self.started = started or time.time()
+
+    def wants_validation(self, step: int) -> bool:
+        every = self.cfg.validation.every
+        return (
+            self.validator is not None and every > 0 and (step % every == 0 or step == self.cfg.trainer.steps)
+        )
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.is_world_process_zero and state.global_step % self.per_step == 0:
+            step = state.global_step // self.per_step
+            if self.wants_validation(step):
+                self.validation = self.validator(model)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not logs or "loss" not in logs or "train_runtime" in logs or not state.is_world_process_zero:
+            return
+        self.pending.append(dict(logs))
+        if state.global_step % self.per_step:
+            return
+        step = state.global_step // self.per_step
+        extra = {
+            "max_completion_length": self.cfg.trainer.max_completion_at(step),
+            "wall_time": round(time.time() - self.started, 3),
+            **self.validation,
+        }
+        row = metrics_row(
+            step, self.recorder.rollouts.pop(step, None), summarise_updates(self.pending), extra
+        )
+        append_jsonl(self.metrics_path, row)
+        self.pending, self.validation = [], {}
+        if step % self.cfg.log_every == 0 or step == self.cfg.trainer.steps or step == 1:
+            print(progress_line(row, self.cfg.trainer.steps), flush=True)
+
+
+def _fmt(value, spec=".3f") -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+
+
+def progress_line(row: dict, total: int) -> str:
+    vals = " ".join(
+        f"{k[4:]}={_fmt(v, '.3f')}" for k, v in row.items() if k.startswith("val/") and k.endswith("/acc")
+    )
+    return (
+        f"[rl] step {row['step']}/{total}  reward {_fmt(row['reward_mean'])}  acc {_fmt(row['accuracy'])}  "
+        f"len {_fmt(row['response_len_mean'], '.1f')}  clip {_fmt(row['clip_ratio'], '.2f')}  "
+        f"zero-std {_fmt(row['frac_zero_std_groups'], '.2f')}  {_fmt(row['step_time'], '.2f')} s/step"
+        + (f"  val {vals}" if vals else "")
+    )
