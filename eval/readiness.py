@@ -65,12 +65,15 @@ def series(rows: list[dict], key: str) -> tuple[list[float], list[float]]:
 
 
 def rolling_mean(values: list[float], window: int) -> list[float]:
-    out, total = [], 0.0
-    for i, value in enumerate(values):
-        total += value
-        if i >= window:
-            total -= values[i - window]
-        out.append(total / min(i + 1, window))
+    """Centred moving average (shorter windows at the ends), so a peak is reported at its own step."""
+    prefix = [0.0]
+    for value in values:
+        prefix.append(prefix[-1] + value)
+    half = window // 2
+    out = []
+    for i in range(len(values)):
+        lo, hi = max(0, i - half), min(len(values), i - half + window)
+        out.append((prefix[hi] - prefix[lo]) / (hi - lo))
     return out
 
 
@@ -218,7 +221,7 @@ def build_rows(study: Path, options: ReadinessOptions) -> tuple[list[dict], dict
     for suites in evals.values():
         for suite, results in suites.items():
             kinds.setdefault(suite, suite_kind(results))
-    rows, curves = [], {"rl": {}, "midtrain": {}, "passk": {}, "base_scores": {}}
+    rows, curves = [], {"rl": {}, "midtrain": {}, "passk": {}, "base_scores": {}, "shots": {}}
     for arm in arms:
         row: dict = {"arm": arm}
         notes = []
@@ -234,6 +237,7 @@ def build_rows(study: Path, options: ReadinessOptions) -> tuple[list[dict], dict
                         notes.append(f"eval/{model}/{suite} missing")
                     continue
                 for task, entry in results["tasks"].items():
+                    curves["shots"][f"{suite}/{task}"] = entry.get("fewshot", 0)
                     if kind == "fewshot":
                         row[f"fewshot/{suite}/{task}"] = entry["score"]
                         curves["base_scores"].setdefault(f"{suite}/{task}", {})[arm] = entry["score"]
@@ -303,8 +307,15 @@ def markdown_tables(rows: list[dict], curves: dict) -> list[tuple[str, list[str]
     def kmax(task):
         return max((k for arms in curves["passk"][task].values() for ks in arms.values() for k in ks), default=1)
 
-    base_head = ["arm"] + [f"{k.split('/', 2)[2]} few-shot" for k in fewshot] + [f"{t.split('/', 1)[1]} 0-shot" for t in zero]
-    base_head += [f"{t.split('/', 1)[1]} pass@1 / pass@{kmax(t)}" for t in passk_tasks]
+    def label(key: str, group: list[str]) -> str:
+        """'<task>' (or '<suite>/<task>' when two suites of a group share a task name) and its shot count."""
+        suite, task = key.split("/", 1)
+        clash = sum(k.split("/", 1)[1] == task for k in group) > 1
+        return f"{key if clash else task} {curves['shots'].get(key, 0)}-shot"
+
+    fewshot_keys = [k.split("/", 1)[1] for k in fewshot]
+    base_head = ["arm"] + [label(k, fewshot_keys) for k in fewshot_keys] + [label(t, zero) for t in zero]
+    base_head += [f"{label(t, passk_tasks)} pass@1 / pass@{kmax(t)}" for t in passk_tasks]
     base = []
     for row in rows:
         cells = [row["arm"]] + [_fmt(row.get(k)) for k in fewshot] + [_fmt(row.get(f"zeroshot_pre/{t}")) for t in zero]
@@ -335,8 +346,8 @@ def markdown_tables(rows: list[dict], curves: dict) -> list[tuple[str, list[str]
             ]
             + [_fmt(row.get(k)) for k in ("clip_final", "repetition_final", "multi_boxed_final", "boxed_first_final", "zero_std_final")]
         )
-    after_head = ["arm"] + [f"{t.split('/', 1)[1]} 0-shot before → after" for t in zero]
-    after_head += [f"{t.split('/', 1)[1]} pass@1 / pass@{kmax(t)} after" for t in passk_tasks] + ["verdict", "reason"]
+    after_head = ["arm"] + [f"{label(t, zero)} before → after" for t in zero]
+    after_head += [f"{label(t, passk_tasks)} pass@1 / pass@{kmax(t)} after" for t in passk_tasks] + ["verdict", "reason"]
     after = []
     for row in rows:
         cells = [row["arm"]] + [_arrow(row.get(f"zeroshot_pre/{t}"), row.get(f"zeroshot_post/{t}")) for t in zero]
@@ -430,6 +441,9 @@ def make_plots(study: Path, rows: list[dict], curves: dict, options: ReadinessOp
                     continue
                 ax.plot(steps, rolling_mean(values, _window(len(values), options.window)), color=colors[arm], label=arm)
                 drawn = True
+                if dashed:  # validation accuracy, where the RL run logged it
+                    for val_key in sorted({k for r in rl_rows for k in r if k.startswith("val/") and k.endswith("/acc")}):
+                        ax.plot(*series(rl_rows, val_key), "o", color=colors[arm], markersize=4, alpha=0.7)
                 if dashed and base_task and arm in curves["base_scores"].get(base_task, {}):
                     ax.axhline(curves["base_scores"][base_task][arm], color=colors[arm], linestyle="--", linewidth=1)
             if not drawn:
@@ -438,8 +452,8 @@ def make_plots(study: Path, rows: list[dict], curves: dict, options: ReadinessOp
             ax.set_xlabel("RL step")
             ax.set_ylabel(label)
             title = label
-            if dashed and base_task:
-                title += f"\n(dashed: few-shot base score on {base_task})"
+            if dashed:
+                title += "\n(dots: validation accuracy" + (f"; dashed: few-shot base score on {base_task})" if base_task else ")")
             ax.set_title(title)
             ax.legend(fontsize=8)
             ax.grid(alpha=0.3)
@@ -464,20 +478,12 @@ def make_plots(study: Path, rows: list[dict], curves: dict, options: ReadinessOp
         fig, (loss_ax, lr_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
         for arm, mid_rows in curves["midtrain"].items():
             x_key = "tokens" if any("tokens" in r for r in mid_rows) else "step"
-            xs, losses = [], []
-            for r in mid_rows:
-                if _is_number(r.get("loss")) and _is_number(r.get(x_key)):
-                    xs.append(r[x_key])
-                    losses.append(r["loss"])
-            loss_ax.plot(xs, losses, color=colors.get(arm, "gray"), label=arm)
-            lr_x, lrs = [], []
-            for r in mid_rows:
-                if _is_number(r.get("lr")) and _is_number(r.get(x_key)):
-                    lr_x.append(r[x_key])
-                    lrs.append(r["lr"])
-            lr_ax.plot(lr_x, lrs, color=colors.get(arm, "gray"), label=arm)
-            loss_ax.set_xlabel(x_key)
-            lr_ax.set_xlabel(x_key)
+            scale, x_label = (1e6, "tokens (millions)") if x_key == "tokens" else (1, "step")
+            for ax, key in ((loss_ax, "loss"), (lr_ax, "lr")):
+                points = [(r[x_key] / scale, r[key]) for r in mid_rows if _is_number(r.get(key)) and _is_number(r.get(x_key))]
+                if points:
+                    ax.plot(*zip(*points), color=colors.get(arm, "gray"), label=arm, marker="." if len(points) == 1 else None)
+                ax.set_xlabel(x_label)
         loss_ax.set_ylabel("training loss")
         loss_ax.set_title("mid-training loss")
         lr_ax.set_ylabel("learning rate")

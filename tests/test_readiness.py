@@ -55,7 +55,7 @@ REPETITIVE = rl_rows(lambda i: 0.1 + 0.2 * i / STEPS, lambda i: 30.0, repetition
 @pytest.mark.parametrize(
     "rows, expected, words",
     [
-        (HEALTHY, "ready", ["0.15", "0.26"]),
+        (HEALTHY, "ready", ["0.16 -> 0.26", "+0.11"]),
         (COLLAPSE, "unstable", ["collapse", "peaked"]),
         (RUNAWAY, "unstable", ["runaway length", "at the limit"]),
         (NO_GAIN, "not ready", ["no gain"]),
@@ -77,7 +77,7 @@ def test_rl_summary_windows_and_peak():
     assert summary["rl_steps"] == STEPS
     assert summary["rl_acc_start"] == pytest.approx(sum(r["accuracy"] for r in COLLAPSE[:10]) / 10)
     assert summary["rl_acc_final"] == pytest.approx(0.12, abs=1e-9)
-    assert 0.4 < summary["rl_acc_peak"] <= 0.5 and 25 <= summary["rl_peak_step"] <= 40
+    assert 0.4 < summary["rl_acc_peak"] <= 0.5 and 45 <= summary["rl_peak_step"] <= 55
     assert summary["val_acc_start/arith"] == COLLAPSE[0]["accuracy"]
     runaway = rl_summary(RUNAWAY, ReadinessOptions())
     assert runaway["len_trend"] > 1.5 and runaway["clip_final"] > 0.8
@@ -100,7 +100,11 @@ def eval_results(tasks: dict, *, n: int = 1, fewshot: int = 0) -> dict:
 
 @pytest.fixture
 def study(tmp_path):
-    root = tmp_path / "demo"
+    return make_study(tmp_path / "demo")
+
+
+def make_study(root):
+    """A study folder with four RL runs of known shape, eval results before/after RL, and gaps."""
     arms = {"base": NO_GAIN, "control": RUNAWAY, "mathweb": COLLAPSE, "mathqa": HEALTHY}
     for i, (arm, rows) in enumerate(arms.items()):
         write_jsonl(root / "rl" / arm / "metrics.jsonl", rows)
@@ -192,3 +196,10 @@ def test_readiness_errors(tmp_path):
 
     with pytest.raises(ConfigError, match="min_gian"):
         build_readiness(bad, min_gian=0.1)
+
+
+def test_rolling_mean_is_centred():
+    from eval.readiness import rolling_mean
+
+    assert rolling_mean([0, 0, 9, 0, 0], 3) == [0, 3, 3, 3, 0]
+    assert rolling_mean([1.0, 2.0, 3.0], 1) == [1.0, 2.0, 3.0]
