@@ -41,5 +41,7 @@ def main(argv: list[str]) -> int:
     print(f"\n{suite.name} on {args.model} -> {out}")
     width = max(len(name) for name in results["tasks"])
     for name, entry in results["tasks"].items():
-        print(f"  {name:<{width}}  {entry['main']:>8} {entry['score']:.3f} ± {entry['stderr']:.3f}  n={entry['n']}")
+        print(
+            f"  {name:<{width}}  {entry['main']:>8} {entry['score']:.3f} ± {entry['stderr']:.3f}  n={entry['n']}"
+        )
     return 0

@@ -38,7 +38,9 @@ def resolve_device(device: str) -> str:
 def torch_dtype(name: str):
     import torch
 
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}[name]
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}[
+        name
+    ]
 
 
 def load_hf_model(path: str | Path, settings: ModelSettings):
@@ -52,7 +54,9 @@ def generation_parameters(suite: SuiteConfig):
     """Sampling settings, always explicit: unset fields would fall back to the checkpoint's generation_config
     (Llama-3 ships temperature 0.6 / top_p 0.9). Never max_new_tokens: lighteval truncates the *prompt* to it."""
     gen = suite.generation
-    return GenerationParameters(temperature=gen.temperature, top_p=gen.top_p, top_k=gen.top_k, seed=suite.seed)
+    return GenerationParameters(
+        temperature=gen.temperature, top_p=gen.top_p, top_k=gen.top_k, seed=suite.seed
+    )
 
 
 class TransformersBackend:
@@ -110,7 +114,9 @@ class GeneratorModel(LightevalModel):
         self._max_length = max_length
         self._cache = _NoCache()
         self.prompt_manager = PromptManager(
-            use_chat_template=suite.model.chat_template, tokenizer=tokenizer, system_prompt=suite.model.system_prompt
+            use_chat_template=suite.model.chat_template,
+            tokenizer=tokenizer,
+            system_prompt=suite.model.system_prompt,
         )
 
     @property
@@ -148,7 +154,9 @@ class GeneratorModel(LightevalModel):
         raise NotImplementedError("project tasks are generative")
 
 
-def hf_generate(model, tokenizer, batch_size: int, temperature: float, top_p: float, top_k: int) -> GenerateFn:
+def hf_generate(
+    model, tokenizer, batch_size: int, temperature: float, top_p: float, top_k: int
+) -> GenerateFn:
     """Plain ``model.generate`` in batches (left padding), stop strings cut afterwards."""
     import torch
 
@@ -193,7 +201,9 @@ class GeneratorBackend:
 
     name = "generator"
 
-    def __init__(self, suite: SuiteConfig, model_path: str | Path, generate: GenerateFn, tokenizer, max_length: int):
+    def __init__(
+        self, suite: SuiteConfig, model_path: str | Path, generate: GenerateFn, tokenizer, max_length: int
+    ):
         self.suite, self.model_path = suite, str(model_path)
         self.lighteval_model = GeneratorModel(generate, tokenizer, max_length, suite, self.model_path)
 
@@ -218,7 +228,9 @@ class HFGenerateBackend(GeneratorBackend):
         model = model if model is not None else load_hf_model(model_path, suite.model)
         tokenizer = AutoTokenizer.from_pretrained(str(model_path))
         gen = suite.generation
-        generate = hf_generate(model, tokenizer, suite.model.batch_size, gen.temperature, gen.top_p, gen.top_k)
+        generate = hf_generate(
+            model, tokenizer, suite.model.batch_size, gen.temperature, gen.top_p, gen.top_k
+        )
         max_length = suite.model.max_length or model.config.max_position_embeddings
         super().__init__(suite, model_path, generate, tokenizer, max_length)
 

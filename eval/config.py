@@ -13,9 +13,8 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
-
 import yaml
+from pydantic import Field, field_validator, model_validator
 
 from octo.config import ConfigError, StrictModel, _key_lines, load_raw, parse_config
 
@@ -27,13 +26,21 @@ Source = Literal["benchmark", "jsonl", "gsm8k_offline", "reasoning_gym"]
 class TaskConfig(StrictModel):
     name: str = Field(description="label in results.json and the details file name")
     source: Source = "benchmark"
-    benchmark: str | None = Field(None, description="source=benchmark: a name known to octo.assets (default: name)")
+    benchmark: str | None = Field(
+        None, description="source=benchmark: a name known to octo.assets (default: name)"
+    )
     path: str | None = Field(None, description="source=jsonl: a file of {question, answer, solution?} rows")
-    fewshot_path: str | None = Field(None, description="source=jsonl: exemplars from this file instead of held-out items")
-    generator: str | None = Field(None, description="source=reasoning_gym: the generator (e.g. basic_arithmetic)")
+    fewshot_path: str | None = Field(
+        None, description="source=jsonl: exemplars from this file instead of held-out items"
+    )
+    generator: str | None = Field(
+        None, description="source=reasoning_gym: the generator (e.g. basic_arithmetic)"
+    )
     size: int | None = Field(None, gt=0, description="source=reasoning_gym: number of items to generate")
     seed: int | None = Field(None, description="source=reasoning_gym: the items' seed")
-    options: dict[str, Any] = Field(default_factory=dict, description="source=reasoning_gym: generator options")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="source=reasoning_gym: generator options"
+    )
     fewshot: int = Field(0, ge=0, description="number of exemplars shown before each question")
     fewshot_seed: int | None = Field(
         None, description="source=reasoning_gym: exemplars come from the generator at this seed"
@@ -42,7 +49,9 @@ class TaskConfig(StrictModel):
     prompt: PromptStyle | None = Field(None, description="default: the suite's prompt")
     template: str | None = Field(None, description="prompt=custom: text with a {question} field")
     metric: MetricName | None = Field(None, description="default: the suite's metric")
-    max_items: int | None = Field(None, gt=0, description="score only the first N items (default: suite.max_items)")
+    max_items: int | None = Field(
+        None, gt=0, description="score only the first N items (default: suite.max_items)"
+    )
     max_new_tokens: int | None = Field(None, gt=0, description="default: generation.max_new_tokens")
     stop: list[str] | None = Field(None, description="stop sequences (default: the prompt style's)")
 
@@ -78,7 +87,9 @@ class GenerationSettings(StrictModel):
     top_p: float = Field(1.0, gt=0, le=1)
     top_k: int = Field(0, ge=0, description="0 = no top-k filtering")
     n: int = Field(1, gt=0, description="samples per item; n > 1 reports pass@k and mean@n")
-    max_new_tokens: int = Field(512, gt=0, description="per-task generation budget (lighteval generation_size)")
+    max_new_tokens: int = Field(
+        512, gt=0, description="per-task generation budget (lighteval generation_size)"
+    )
     passk: list[int] | None = Field(None, description="k values for pass@k (default: powers of two up to n)")
 
     @model_validator(mode="after")
@@ -110,7 +121,9 @@ class SuiteConfig(StrictModel):
     backend: Literal["transformers", "vllm"] = Field(
         "transformers", description="vllm: generation with vLLM (GPU), scored by the same lighteval metrics"
     )
-    benchmarks_dir: str | None = Field(None, description="folder of <name>/test.jsonl (default: octo.assets')")
+    benchmarks_dir: str | None = Field(
+        None, description="folder of <name>/test.jsonl (default: octo.assets')"
+    )
     benchmark_source: Literal["auto", "local", "hub"] = "auto"
     max_items: int | None = Field(None, gt=0, description="default per-task item limit (quick runs)")
     include: list[str] | None = Field(None, description="run only these tasks (by name)")
@@ -141,7 +154,9 @@ class SuiteConfig(StrictModel):
             if task.max_items is None:
                 task.max_items = self.max_items
             if task.prompt == "custom" and not (task.template and "{question}" in task.template):
-                raise ValueError(f"task {task.name}: prompt=custom needs a template with a {{question}} field")
+                raise ValueError(
+                    f"task {task.name}: prompt=custom needs a template with a {{question}} field"
+                )
             if task.metric == "letter" and task.prompt != "mc":
                 raise ValueError(f"task {task.name}: metric=letter needs prompt=mc")
         return self
@@ -152,10 +167,16 @@ def _set_task_field(data: dict, item: str, source: str) -> None:
     key, _, raw = item.partition("=")
     parts = key.split(".")
     tasks = data.get("tasks") or []
-    match = [t for i, t in enumerate(tasks) if isinstance(t, dict) and (t.get("name") == parts[1] or str(i) == parts[1])]
+    match = [
+        t
+        for i, t in enumerate(tasks)
+        if isinstance(t, dict) and (t.get("name") == parts[1] or str(i) == parts[1])
+    ]
     if len(parts) < 3 or not match:
         names = [t.get("name") for t in tasks if isinstance(t, dict)]
-        raise ConfigError(f"{source}: override {item!r}: expected tasks.<name or index>.<field>=value (tasks: {names})")
+        raise ConfigError(
+            f"{source}: override {item!r}: expected tasks.<name or index>.<field>=value (tasks: {names})"
+        )
     target = match[0]
     for part in parts[2:-1]:
         target = target.setdefault(part, {})

@@ -77,7 +77,9 @@ class ExtractiveScorer:
             pred = (ExprExtractionConfig(), LatexExtractionConfig(boxed_match_priority=0))
             precision = 6
         elif kind == "letter":
-            letters = IndicesExtractionConfig(prefix_for_extraction="NativeLetters", try_extract_without_anchor=True)
+            letters = IndicesExtractionConfig(
+                prefix_for_extraction="NativeLetters", try_extract_without_anchor=True
+            )
             gold, pred, precision = (letters,), (letters,), 6
         else:
             raise ValueError(f"unknown extractive metric {kind!r}")

@@ -34,18 +34,34 @@ RL_SUFFIX = "-rl"
 class ReadinessOptions(StrictModel):
     arms: list[str] | None = Field(None, description="row order (default: baseline first, then sorted)")
     baseline: str = Field("base", description="the arm that is the base model (first row, plotted black)")
-    window: int = Field(10, gt=0, description="RL steps averaged for start/final values (at most a fifth of the run)")
-    plot_task: str | None = Field(None, description="<suite>/<task> of the dashed base lines (default: first few-shot)")
+    window: int = Field(
+        10, gt=0, description="RL steps averaged for start/final values (at most a fifth of the run)"
+    )
+    plot_task: str | None = Field(
+        None, description="<suite>/<task> of the dashed base lines (default: first few-shot)"
+    )
     # verdict thresholds (see ``verdict``)
     min_gain: float = Field(0.05, description="RL accuracy gain (final - start) below this: not ready")
-    collapse_frac: float = Field(0.5, description="falling back by this fraction of the rise after a peak: unstable")
+    collapse_frac: float = Field(
+        0.5, description="falling back by this fraction of the rise after a peak: unstable"
+    )
     collapse_abs: float = Field(0.05, description="...and by at least this much accuracy")
     runaway_len_ratio: float = Field(2.0, description="final/start response length at or above this...")
-    runaway_clip: float = Field(0.3, description="...with this share of responses at the length limit: unstable")
-    max_clip: float = Field(0.5, description="final share of responses at the length limit above this: pathology")
-    max_repetition: float = Field(0.3, description="final share of repetitive responses above this: pathology")
-    max_multi_boxed: float = Field(0.3, description="final share of responses with 2+ boxes above this: pathology")
-    max_zero_std: float = Field(0.95, description="final share of groups without reward variance above this: no signal")
+    runaway_clip: float = Field(
+        0.3, description="...with this share of responses at the length limit: unstable"
+    )
+    max_clip: float = Field(
+        0.5, description="final share of responses at the length limit above this: pathology"
+    )
+    max_repetition: float = Field(
+        0.3, description="final share of repetitive responses above this: pathology"
+    )
+    max_multi_boxed: float = Field(
+        0.3, description="final share of responses with 2+ boxes above this: pathology"
+    )
+    max_zero_std: float = Field(
+        0.95, description="final share of groups without reward variance above this: no signal"
+    )
 
 
 # ------------------------------------------------------------------------------------------------- reading
@@ -156,7 +172,10 @@ def verdict(summary: dict, options: ReadinessOptions) -> tuple[str, str]:
             )
     gain = final - start
     if gain < options.min_gain:
-        return "not ready", f"no gain: accuracy {start:.2f} -> {final:.2f} ({gain:+.2f} < {options.min_gain:+.2f})"
+        return (
+            "not ready",
+            f"no gain: accuracy {start:.2f} -> {final:.2f} ({gain:+.2f} < {options.min_gain:+.2f})",
+        )
     problems = []
     for key, limit, label in (
         ("clip_final", options.max_clip, "at the length limit"),
@@ -172,7 +191,11 @@ def verdict(summary: dict, options: ReadinessOptions) -> tuple[str, str]:
     if problems:
         return "not ready", "pathologies: " + ", ".join(problems)
     trend = summary.get("len_trend")
-    length = f", length {len_start:.0f} -> {len_final:.0f}" if len_start and len_final and trend is not None else ""
+    length = (
+        f", length {len_start:.0f} -> {len_final:.0f}"
+        if len_start and len_final and trend is not None
+        else ""
+    )
     return "ready", f"accuracy {start:.2f} -> {final:.2f} ({gain:+.2f}, peak {peak:.2f}){length}"
 
 
@@ -244,7 +267,11 @@ def build_rows(study: Path, options: ReadinessOptions) -> tuple[list[dict], dict
                     elif kind == "zeroshot":
                         row[f"zeroshot_{when}/{suite}/{task}"] = entry["score"]
                     else:
-                        passk = {int(k.split("@")[1]): v["value"] for k, v in entry["scores"].items() if k.startswith("pass@")}
+                        passk = {
+                            int(k.split("@")[1]): v["value"]
+                            for k, v in entry["scores"].items()
+                            if k.startswith("pass@")
+                        }
                         for k, value in sorted(passk.items()):
                             row[f"passk_{when}/{suite}/{task}/pass@{k}"] = value
                         curves["passk"].setdefault(f"{suite}/{task}", {}).setdefault(arm, {})[when] = passk
@@ -268,7 +295,14 @@ def columns_of(rows: list[dict]) -> list[str]:
     order = ["arm", "verdict", "reason"]
     groups = ("fewshot/", "zeroshot_pre/", "zeroshot_post/", "rl_", "val_acc_", "len_", "correct_len_")
     rest = {k for row in rows for k in row} - set(order) - {"notes"}
-    ratios = ["clip_final", "repetition_final", "multi_boxed_final", "boxed_first_final", "no_answer_final", "zero_std_final"]
+    ratios = [
+        "clip_final",
+        "repetition_final",
+        "multi_boxed_final",
+        "boxed_first_final",
+        "no_answer_final",
+        "zero_std_final",
+    ]
     ordered = []
     for prefix in groups:
         ordered += sorted((k for k in rest if k.startswith(prefix) and k not in ordered), key=_natural)
@@ -305,7 +339,9 @@ def markdown_tables(rows: list[dict], curves: dict) -> list[tuple[str, list[str]
     passk_tasks = sorted(curves["passk"])
 
     def kmax(task):
-        return max((k for arms in curves["passk"][task].values() for ks in arms.values() for k in ks), default=1)
+        return max(
+            (k for arms in curves["passk"][task].values() for ks in arms.values() for k in ks), default=1
+        )
 
     def label(key: str, group: list[str]) -> str:
         """'<task>' (or '<suite>/<task>' when two suites of a group share a task name) and its shot count."""
@@ -318,7 +354,11 @@ def markdown_tables(rows: list[dict], curves: dict) -> list[tuple[str, list[str]
     base_head += [f"{label(t, passk_tasks)} pass@1 / pass@{kmax(t)}" for t in passk_tasks]
     base = []
     for row in rows:
-        cells = [row["arm"]] + [_fmt(row.get(k)) for k in fewshot] + [_fmt(row.get(f"zeroshot_pre/{t}")) for t in zero]
+        cells = (
+            [row["arm"]]
+            + [_fmt(row.get(k)) for k in fewshot]
+            + [_fmt(row.get(f"zeroshot_pre/{t}")) for t in zero]
+        )
         for t in passk_tasks:
             a, b = row.get(f"passk_pre/{t}/pass@1"), row.get(f"passk_pre/{t}/pass@{kmax(t)}")
             cells.append(f"{_fmt(a)} / {_fmt(b)}" if a is not None else "")
@@ -339,23 +379,43 @@ def markdown_tables(rows: list[dict], curves: dict) -> list[tuple[str, list[str]
                 row["arm"],
                 str(row["rl_steps"]),
                 _arrow(row.get("rl_acc_start"), row.get("rl_acc_final")),
-                f"{_fmt(row.get('rl_acc_peak'))} ({_fmt(row.get('rl_peak_step'), 0)})" if "rl_acc_peak" in row else "",
+                f"{_fmt(row.get('rl_acc_peak'))} ({_fmt(row.get('rl_peak_step'), 0)})"
+                if "rl_acc_peak" in row
+                else "",
                 f"{row['rl_gain']:+.2f}" if "rl_gain" in row else "",
                 f"{length} ({trend:+.0%})" if trend is not None else length,
                 _arrow(row.get("correct_len_start"), row.get("correct_len_final"), 0),
             ]
-            + [_fmt(row.get(k)) for k in ("clip_final", "repetition_final", "multi_boxed_final", "boxed_first_final", "zero_std_final")]
+            + [
+                _fmt(row.get(k))
+                for k in (
+                    "clip_final",
+                    "repetition_final",
+                    "multi_boxed_final",
+                    "boxed_first_final",
+                    "zero_std_final",
+                )
+            ]
         )
     after_head = ["arm"] + [f"{label(t, zero)} before → after" for t in zero]
-    after_head += [f"{label(t, passk_tasks)} pass@1 / pass@{kmax(t)} after" for t in passk_tasks] + ["verdict", "reason"]
+    after_head += [f"{label(t, passk_tasks)} pass@1 / pass@{kmax(t)} after" for t in passk_tasks] + [
+        "verdict",
+        "reason",
+    ]
     after = []
     for row in rows:
-        cells = [row["arm"]] + [_arrow(row.get(f"zeroshot_pre/{t}"), row.get(f"zeroshot_post/{t}")) for t in zero]
+        cells = [row["arm"]] + [
+            _arrow(row.get(f"zeroshot_pre/{t}"), row.get(f"zeroshot_post/{t}")) for t in zero
+        ]
         for t in passk_tasks:
             a, b = row.get(f"passk_post/{t}/pass@1"), row.get(f"passk_post/{t}/pass@{kmax(t)}")
             cells.append(f"{_fmt(a)} / {_fmt(b)}" if a is not None else "")
         after.append(cells + [f"**{row['verdict']}**", row["reason"]])
-    return [("Before RL (base checkpoints)", base_head, base), ("RL dynamics", rl_head, rl), ("After RL and verdict", after_head, after)]
+    return [
+        ("Before RL (base checkpoints)", base_head, base),
+        ("RL dynamics", rl_head, rl),
+        ("After RL and verdict", after_head, after),
+    ]
 
 
 def render_markdown(study: Path, rows: list[dict], curves: dict, plots: list[Path]) -> str:
@@ -369,11 +429,16 @@ def render_markdown(study: Path, rows: list[dict], curves: dict, plots: list[Pat
         out += ["## Missing pieces", "", *notes, ""]
     if plots:
         out += ["## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in plots] + [""]
-    out += ["Verdict rules: see `eval/readiness.py:verdict` and the README (\"Reading the readiness table\").", ""]
+    out += [
+        'Verdict rules: see `eval/readiness.py:verdict` and the README ("Reading the readiness table").',
+        "",
+    ]
     return "\n".join(out)
 
 
-def render_html(study: Path, rows: list[dict], curves: dict, plots: list[Path], options: ReadinessOptions) -> str:
+def render_html(
+    study: Path, rows: list[dict], curves: dict, plots: list[Path], options: ReadinessOptions
+) -> str:
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>RL readiness: {html.escape(study.name)}</title>",
@@ -384,7 +449,11 @@ def render_html(study: Path, rows: list[dict], curves: dict, plots: list[Path], 
         f"<h1>RL readiness: {html.escape(study.name)}</h1>",
     ]
     for title, head, cells in markdown_tables(rows, curves):
-        parts.append(f"<h2>{html.escape(title)}</h2><table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>")
+        parts.append(
+            f"<h2>{html.escape(title)}</h2><table><tr>"
+            + "".join(f"<th>{html.escape(h)}</th>" for h in head)
+            + "</tr>"
+        )
         for row, data in zip(cells, rows):
             css = data["verdict"].replace(" ", "-").replace("/", "")
             tds = "".join(f"<td>{html.escape(c.replace('**', ''))}</td>" for c in row)
@@ -392,13 +461,21 @@ def render_html(study: Path, rows: list[dict], curves: dict, plots: list[Path], 
         parts.append("</table>")
     notes = [(row["arm"], row["notes"]) for row in rows if row["notes"]]
     if notes:
-        parts.append("<h2>Missing pieces</h2><ul>" + "".join(f"<li>{html.escape(a)}: {html.escape(n)}</li>" for a, n in notes) + "</ul>")
+        parts.append(
+            "<h2>Missing pieces</h2><ul>"
+            + "".join(f"<li>{html.escape(a)}: {html.escape(n)}</li>" for a, n in notes)
+            + "</ul>"
+        )
     parts.append("<h2>Plots</h2>")
     for plot in plots:
         data = base64.b64encode(plot.read_bytes()).decode()
-        parts.append(f"<h3>{html.escape(plot.stem)}</h3><img alt='{plot.stem}' src='data:image/png;base64,{data}'>")
+        parts.append(
+            f"<h3>{html.escape(plot.stem)}</h3><img alt='{plot.stem}' src='data:image/png;base64,{data}'>"
+        )
     rules = html.escape(verdict.__doc__ or "")
-    parts.append(f"<h2>Verdict rules</h2><pre>{rules}</pre><p>Thresholds: {html.escape(json.dumps(options.model_dump(exclude={'arms'})))}</p>")
+    parts.append(
+        f"<h2>Verdict rules</h2><pre>{rules}</pre><p>Thresholds: {html.escape(json.dumps(options.model_dump(exclude={'arms'})))}</p>"
+    )
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -439,13 +516,22 @@ def make_plots(study: Path, rows: list[dict], curves: dict, options: ReadinessOp
                 steps, values = series(rl_rows, key)
                 if not values:
                     continue
-                ax.plot(steps, rolling_mean(values, _window(len(values), options.window)), color=colors[arm], label=arm)
+                ax.plot(
+                    steps,
+                    rolling_mean(values, _window(len(values), options.window)),
+                    color=colors[arm],
+                    label=arm,
+                )
                 drawn = True
                 if dashed:  # validation accuracy, where the RL run logged it
-                    for val_key in sorted({k for r in rl_rows for k in r if k.startswith("val/") and k.endswith("/acc")}):
+                    for val_key in sorted(
+                        {k for r in rl_rows for k in r if k.startswith("val/") and k.endswith("/acc")}
+                    ):
                         ax.plot(*series(rl_rows, val_key), "o", color=colors[arm], markersize=4, alpha=0.7)
                 if dashed and base_task and arm in curves["base_scores"].get(base_task, {}):
-                    ax.axhline(curves["base_scores"][base_task][arm], color=colors[arm], linestyle="--", linewidth=1)
+                    ax.axhline(
+                        curves["base_scores"][base_task][arm], color=colors[arm], linestyle="--", linewidth=1
+                    )
             if not drawn:
                 plt.close(fig)
                 continue
@@ -453,7 +539,9 @@ def make_plots(study: Path, rows: list[dict], curves: dict, options: ReadinessOp
             ax.set_ylabel(label)
             title = label
             if dashed:
-                title += "\n(dots: validation accuracy" + (f"; dashed: few-shot base score on {base_task})" if base_task else ")")
+                title += "\n(dots: validation accuracy" + (
+                    f"; dashed: few-shot base score on {base_task})" if base_task else ")"
+                )
             ax.set_title(title)
             ax.legend(fontsize=8)
             ax.grid(alpha=0.3)
@@ -480,9 +568,18 @@ def make_plots(study: Path, rows: list[dict], curves: dict, options: ReadinessOp
             x_key = "tokens" if any("tokens" in r for r in mid_rows) else "step"
             scale, x_label = (1e6, "tokens (millions)") if x_key == "tokens" else (1, "step")
             for ax, key in ((loss_ax, "loss"), (lr_ax, "lr")):
-                points = [(r[x_key] / scale, r[key]) for r in mid_rows if _is_number(r.get(key)) and _is_number(r.get(x_key))]
+                points = [
+                    (r[x_key] / scale, r[key])
+                    for r in mid_rows
+                    if _is_number(r.get(key)) and _is_number(r.get(x_key))
+                ]
                 if points:
-                    ax.plot(*zip(*points), color=colors.get(arm, "gray"), label=arm, marker="." if len(points) == 1 else None)
+                    ax.plot(
+                        *zip(*points),
+                        color=colors.get(arm, "gray"),
+                        label=arm,
+                        marker="." if len(points) == 1 else None,
+                    )
                 ax.set_xlabel(x_label)
         loss_ax.set_ylabel("training loss")
         loss_ax.set_title("mid-training loss")
@@ -507,7 +604,9 @@ def build_readiness(study_dir: str | Path, **options) -> Path:
     opts = parse_config(options, ReadinessOptions, source="build_readiness options")
     rows, curves = build_rows(study, opts)
     if not rows:
-        raise ValueError(f"{study}: no arms found (expected midtrain/<arm>/, rl/<arm>/ or eval/<model>/ folders)")
+        raise ValueError(
+            f"{study}: no arms found (expected midtrain/<arm>/, rl/<arm>/ or eval/<model>/ folders)"
+        )
     plots = make_plots(study, rows, curves, opts)
     columns = columns_of(rows)
     with (study / "readiness.csv").open("w", newline="") as fh:
@@ -542,7 +641,9 @@ def main(argv: list[str]) -> int:
         key, sep, value = item.partition("=")
         if not sep:
             parser.error(f"expected key=value, got {item!r}")
-        options[key] = json.loads(value) if value[:1] in "0123456789-[{" or value in ("true", "false") else value
+        options[key] = (
+            json.loads(value) if value[:1] in "0123456789-[{" or value in ("true", "false") else value
+        )
     if args.arms:
         options["arms"] = [a.strip() for a in args.arms.split(",") if a.strip()]
     if args.baseline:

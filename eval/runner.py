@@ -38,7 +38,10 @@ def model_fingerprint(path: str | Path) -> dict:
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     return {
         "path": str(path.resolve()),
-        "files": {str(f.relative_to(path)) if path.is_dir() else f.name: [f.stat().st_size, int(f.stat().st_mtime)] for f in files},
+        "files": {
+            str(f.relative_to(path)) if path.is_dir() else f.name: [f.stat().st_size, int(f.stat().st_mtime)]
+            for f in files
+        },
     }
 
 
@@ -93,6 +96,7 @@ def run_task(task, suite: SuiteConfig, backend, out_dir: Path) -> dict:
     from .metrics import build_metric, metric_names
 
     started = time.time()
+    timing = {}
     gen = suite.generation
     loaded = T.task_items(task, suite)
     max_new_tokens = task.max_new_tokens or gen.max_new_tokens
@@ -107,6 +111,7 @@ def run_task(task, suite: SuiteConfig, backend, out_dir: Path) -> dict:
         )
     ]
     full_name = f"octo_{task.name}|{task.fewshot}"
+    timing["items"] = time.time() - started
     try:
         params = PipelineParameters(
             launcher_type=ParallelismManager.NONE,
@@ -114,8 +119,14 @@ def run_task(task, suite: SuiteConfig, backend, out_dir: Path) -> dict:
             remove_reasoning_tags=False,  # score the raw completion, as the RL reward does
         )
         tracker = EvaluationTracker(output_dir=str(out_dir / ".lighteval"), save_details=False)
-        pipeline = Pipeline(tasks=full_name, pipeline_parameters=params, evaluation_tracker=tracker, **backend.pipeline_kwargs())
+        pipeline = Pipeline(
+            tasks=full_name,
+            pipeline_parameters=params,
+            evaluation_tracker=tracker,
+            **backend.pipeline_kwargs(),
+        )
         backend.after_init(pipeline)
+        timing["pipeline_init"] = time.time() - started - sum(timing.values())
         lm = pipeline.model
         tokenizer = lm.tokenizer  # keep a reference: the Pipeline deletes it from the model when it finishes
         prompts = {}
@@ -130,8 +141,10 @@ def run_task(task, suite: SuiteConfig, backend, out_dir: Path) -> dict:
                 f"max_new_tokens={max_new_tokens} it exceeds the model context ({lm.max_length}). Lower fewshot or "
                 "max_new_tokens (lighteval would silently cut the prompt)"
             )
+        timing["prompt_check"] = time.time() - started - sum(timing.values())
         transformers.set_seed(suite.seed)
         pipeline.evaluate()
+        timing["evaluate"] = time.time() - started - sum(timing.values())
         aggregated = pipeline.get_results()["results"][full_name.replace("|", ":")]
         details = pipeline.get_details()[full_name]
     finally:
@@ -170,6 +183,7 @@ def run_task(task, suite: SuiteConfig, backend, out_dir: Path) -> dict:
     from octo.jsonl import write_jsonl
 
     write_jsonl(out_dir / "details" / f"{task.name}.jsonl", rows)
+    timing["details"] = time.time() - started - sum(timing.values())
     if truncated:
         raise RuntimeError(
             f"task {task.name}: {truncated} prompts reached the model truncated (see {out_dir}/details/"
@@ -178,7 +192,10 @@ def run_task(task, suite: SuiteConfig, backend, out_dir: Path) -> dict:
 
     names = metric_names(gen.n, gen.ks())
     scores = {
-        name: {"value": float(aggregated[name]), "stderr": float(aggregated.get(f"{name}_stderr", 0.0) or 0.0)}
+        name: {
+            "value": float(aggregated[name]),
+            "stderr": float(aggregated.get(f"{name}_stderr", 0.0) or 0.0),
+        }
         for name in names
     }
     main = names[0] if gen.n == 1 else f"mean@{gen.n}"
@@ -203,11 +220,14 @@ def run_task(task, suite: SuiteConfig, backend, out_dir: Path) -> dict:
         "stderr": scores[main]["stderr"],
         "scores": scores,
         "mean_completion_tokens": sum(lengths) / len(lengths) if lengths else None,
-        "mean_correct_completion_tokens": sum(correct_lengths) / len(correct_lengths) if correct_lengths else None,
+        "mean_correct_completion_tokens": sum(correct_lengths) / len(correct_lengths)
+        if correct_lengths
+        else None,
         "clip_ratio": sum(clipped) / len(clipped) if clipped else None,
         "max_prompt_tokens": max(r["prompt_tokens"] for r in rows),
         "truncated_prompts": truncated,
         "wall_s": round(time.time() - started, 3),
+        "timing_s": {k: round(v, 4) for k, v in timing.items()},
     }
 
 
@@ -252,14 +272,18 @@ def run(
 
     import torch
 
-    grad_enabled = torch.is_grad_enabled()  # lighteval turns autograd off process-wide (at import and per model)
+    grad_enabled = (
+        torch.is_grad_enabled()
+    )  # lighteval turns autograd off process-wide (at import and per model)
     try:
         return _run(suite, model_path, out_dir, run_config, model, backend, force)
     finally:
         torch.set_grad_enabled(grad_enabled)  # a later training stage in the same process needs it back
 
 
-def _run(suite: SuiteConfig, model_path, out_dir: Path, run_config: dict, model, backend, force: bool) -> dict:
+def _run(
+    suite: SuiteConfig, model_path, out_dir: Path, run_config: dict, model, backend, force: bool
+) -> dict:
     from .tasks import install_lighteval_patches
 
     results_file = out_dir / RESULTS
@@ -302,7 +326,9 @@ def _run(suite: SuiteConfig, model_path, out_dir: Path, run_config: dict, model,
     results["wall_s"] = round(time.time() - started, 3)
     _write_json(results_file, results)
     counts = {name: entry["n"] for name, entry in results["tasks"].items()}
-    write_manifest(out_dir, stage="eval", config=run_config, inputs={"model": model_path}, counts=counts, started=started)
+    write_manifest(
+        out_dir, stage="eval", config=run_config, inputs={"model": model_path}, counts=counts, started=started
+    )
     return results
 
 

@@ -106,7 +106,9 @@ def _fewshot_pool(task: TaskConfig, items: list[dict]) -> tuple[list[dict], list
     if task.fewshot == 0:
         return [], items
     if task.source == "reasoning_gym" and task.fewshot_seed is not None:
-        generated = assets.reasoning_gym_items(task.generator, task.fewshot, seed=task.fewshot_seed, **task.options)
+        generated = assets.reasoning_gym_items(
+            task.generator, task.fewshot, seed=task.fewshot_seed, **task.options
+        )
         return [_generated_solution(x) for x in generated], items
     if task.source == "jsonl" and task.fewshot_path:
         return _jsonl_items(task.fewshot_path, task.name)[: task.fewshot], items
@@ -138,7 +140,9 @@ def task_items(task: TaskConfig, suite: SuiteConfig) -> TaskItems:
     cut = kept[: task.max_items] if task.max_items else kept
     if not cut:
         raise ConfigError(f"task {task.name}: no items left to score after removing the exemplars")
-    return TaskItems(items=cut, exemplars=exemplars, dropped_as_exemplar=len(rest) - len(kept), available=len(kept))
+    return TaskItems(
+        items=cut, exemplars=exemplars, dropped_as_exemplar=len(rest) - len(kept), available=len(kept)
+    )
 
 
 # ------------------------------------------------------------------------------------------- prompts
@@ -196,12 +200,16 @@ class PromptFunction:
         item = json.loads(line["item"])
         query = question_text(self.style, self.template, item)
         if line.get("__few_shots"):
-            return Doc(task_name=task_name, query=query, choices=[exemplar_answer(self.style, item)], gold_index=0)
+            return Doc(
+                task_name=task_name, query=query, choices=[exemplar_answer(self.style, item)], gold_index=0
+            )
         if self.metric == "letter":
             letters = list(LETTERS[: max(len(_choices(item)), 1)])
             gold = str(item["answer"]).strip().upper()
             if gold not in letters:
-                raise ConfigError(f"item {item['id']}: answer {gold!r} is not one of the choice letters {letters}")
+                raise ConfigError(
+                    f"item {item['id']}: answer {gold!r} is not one of the choice letters {letters}"
+                )
             return Doc(task_name=task_name, query=query, choices=letters, gold_index=letters.index(gold))
         return Doc(task_name=task_name, query=query, choices=[gold_text(self.metric, item)], gold_index=0)
 

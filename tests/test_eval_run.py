@@ -18,7 +18,9 @@ def long_tiny_model(tiny_tokenizer, tmp_path_factory):
     """A random 2-layer Llama with an 8k context: real benchmark few-shot prompts fit whole."""
     from octo.tiny import TinyLlamaShape, make_tiny_llama
 
-    shape = TinyLlamaShape(hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128, max_position_embeddings=8192)
+    shape = TinyLlamaShape(
+        hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128, max_position_embeddings=8192
+    )
     return make_tiny_llama(shape, tiny_tokenizer, tmp_path_factory.mktemp("long_tiny"), seed=0)
 
 
@@ -33,7 +35,10 @@ def assert_prompts_whole(out, task, model_path):
     tok = AutoTokenizer.from_pretrained(model_path)
     rows = details(out, task)
     for row in rows:
-        assert row["input_tokens"] == row["prompt_tokens"] == len(tok(row["prompt"])["input_ids"]), (task, row["id"])
+        assert row["input_tokens"] == row["prompt_tokens"] == len(tok(row["prompt"])["input_ids"]), (
+            task,
+            row["id"],
+        )
     return rows
 
 
@@ -42,9 +47,21 @@ def test_base_fewshot_on_real_benchmark_items(benchmarks_root, long_tiny_model, 
 
     out = tmp_path / "base_fewshot"
     short = [f"tasks.{t}.max_new_tokens=8" for t in ("gsm8k", "mmlu_stem", "amc23")]
-    results = run("configs/eval/base_fewshot.yaml", long_tiny_model, out, overrides=["max_items=3", "generation.max_new_tokens=8", *short])
+    results = run(
+        "configs/eval/base_fewshot.yaml",
+        long_tiny_model,
+        out,
+        overrides=["max_items=3", "generation.max_new_tokens=8", *short],
+    )
     assert torch.is_grad_enabled()  # lighteval switches autograd off; run() gives it back
-    assert results["complete"] and set(results["tasks"]) == {"gsm8k", "math500", "olympiad_bench", "minerva_math", "mmlu_stem", "amc23"}
+    assert results["complete"] and set(results["tasks"]) == {
+        "gsm8k",
+        "math500",
+        "olympiad_bench",
+        "minerva_math",
+        "mmlu_stem",
+        "amc23",
+    }
     for name, entry in results["tasks"].items():
         assert entry["n"] == 3 and entry["truncated_prompts"] == 0 and entry["main"] == "acc"
         assert 0.0 <= entry["score"] <= 1.0 and entry["stderr"] >= 0.0
@@ -54,7 +71,9 @@ def test_base_fewshot_on_real_benchmark_items(benchmarks_root, long_tiny_model, 
             assert row["prompt"].count(marker) == entry["fewshot"] + 1  # the exemplars, then the question
             assert row["id"] not in entry["exemplar_ids"] and len(row["completions"]) == 1
     gsm8k = details(out, "gsm8k")[0]
-    assert "The answer is" in gsm8k["prompt"] and "<<" not in gsm8k["prompt"]  # exemplar answers, calculator marks removed
+    assert (
+        "The answer is" in gsm8k["prompt"] and "<<" not in gsm8k["prompt"]
+    )  # exemplar answers, calculator marks removed
     assert results["settings"]["generation"]["temperature"] == 0.0
     manifest = read_manifest(out)
     assert manifest["status"] == "complete" and manifest["counts"]["gsm8k"] == 3
@@ -62,7 +81,12 @@ def test_base_fewshot_on_real_benchmark_items(benchmarks_root, long_tiny_model, 
 
     # same config, same checkpoint: skipped (nothing rewritten); force re-runs
     stamp = (out / "details" / "gsm8k.jsonl").stat().st_mtime_ns
-    again = run("configs/eval/base_fewshot.yaml", long_tiny_model, out, overrides=["max_items=3", "generation.max_new_tokens=8", *short])
+    again = run(
+        "configs/eval/base_fewshot.yaml",
+        long_tiny_model,
+        out,
+        overrides=["max_items=3", "generation.max_new_tokens=8", *short],
+    )
     assert again == results and (out / "details" / "gsm8k.jsonl").stat().st_mtime_ns == stamp
 
 
@@ -80,7 +104,12 @@ def test_lighteval_prompt_cut_is_fixed_and_guarded(long_tiny_model, tmp_path, mo
     """lighteval cuts every prompt of a split to the token length of the one with the longest *question text*
     (+ generation size). The runner sorts by token length instead; without that patch the guard stops the run."""
     items = _crafted_items(tmp_path / "items.jsonl")
-    overrides = ["tasks.0.source=jsonl", f"tasks.0.path={items}", "include=[arith]", "generation.max_new_tokens=4"]
+    overrides = [
+        "tasks.0.source=jsonl",
+        f"tasks.0.path={items}",
+        "include=[arith]",
+        "generation.max_new_tokens=4",
+    ]
     out = tmp_path / "fixed"
     run("configs/eval/demo_zeroshot.yaml", long_tiny_model, out, overrides=overrides)
     rows = assert_prompts_whole(out, "arith", long_tiny_model)
@@ -102,10 +131,14 @@ def test_sampled_runs_repeat_with_the_same_seed(long_tiny_model, tmp_path):
     overrides = ["max_items=5", "generation.max_new_tokens=6", "generation.n=4"]
     first = run("configs/eval/demo_sampled.yaml", long_tiny_model, tmp_path / "a", overrides=overrides)
     second = run("configs/eval/demo_sampled.yaml", long_tiny_model, tmp_path / "b", overrides=overrides)
-    other = run("configs/eval/demo_sampled.yaml", long_tiny_model, tmp_path / "c", overrides=[*overrides, "seed=1"])
+    other = run(
+        "configs/eval/demo_sampled.yaml", long_tiny_model, tmp_path / "c", overrides=[*overrides, "seed=1"]
+    )
     texts = [[r["completions"] for r in details(tmp_path / d, "arith")] for d in "abc"]
     assert texts[0] == texts[1] and texts[0] != texts[2]
-    assert first["tasks"] == {k: {**v, "wall_s": first["tasks"][k]["wall_s"]} for k, v in second["tasks"].items()}
+    assert first["tasks"] == {
+        k: {**v, "wall_s": first["tasks"][k]["wall_s"]} for k, v in second["tasks"].items()
+    }
     entry = first["tasks"]["arith"]
     assert set(entry["scores"]) == {"pass@1", "pass@2", "pass@4", "mean@4"} and entry["samples"] == 4
     assert all(len(t) == 4 for t in texts[0]) and other["settings"]["seed"] == 1
@@ -118,9 +151,13 @@ def test_generator_backend_scores_like_the_default(long_tiny_model, tmp_path):
     from eval.config import load_suite
 
     overrides = ["include=[arith]", "max_items=6", "generation.max_new_tokens=10", "model.batch_size=1"]
-    default = run("configs/eval/demo_zeroshot.yaml", long_tiny_model, tmp_path / "default", overrides=overrides)
+    default = run(
+        "configs/eval/demo_zeroshot.yaml", long_tiny_model, tmp_path / "default", overrides=overrides
+    )
     suite = load_suite("configs/eval/demo_zeroshot.yaml", overrides)
-    generator = run(suite, long_tiny_model, tmp_path / "generator", backend=HFGenerateBackend(suite, long_tiny_model))
+    generator = run(
+        suite, long_tiny_model, tmp_path / "generator", backend=HFGenerateBackend(suite, long_tiny_model)
+    )
     assert generator["settings"]["backend"] == "hf_generate"
     assert [r["completions"] for r in details(tmp_path / "generator", "arith")] == [
         r["completions"] for r in details(tmp_path / "default", "arith")
@@ -155,7 +192,19 @@ def test_cli_runs_a_suite(long_tiny_model, tmp_path, capsys):
     from eval.__main__ import main
 
     out = tmp_path / "cli"
-    code = main(["run", "configs/eval/demo_zeroshot.yaml", "--model", str(long_tiny_model), "--out", str(out), "max_items=2", "generation.max_new_tokens=4", "tasks.gsm8k_offline.max_new_tokens=4"])
+    code = main(
+        [
+            "run",
+            "configs/eval/demo_zeroshot.yaml",
+            "--model",
+            str(long_tiny_model),
+            "--out",
+            str(out),
+            "max_items=2",
+            "generation.max_new_tokens=4",
+            "tasks.gsm8k_offline.max_new_tokens=4",
+        ]
+    )
     assert code == 0 and (out / "results.json").is_file()
     printed = capsys.readouterr().out
     assert "arith" in printed and "gsm8k_offline" in printed and "acc" in printed
@@ -175,18 +224,30 @@ def smollm2():
 def test_real_smollm2_scores_arithmetic_and_runs_gsm8k(smollm2, benchmarks_root, tmp_path):
     """The real SmolLM2-135M: clearly non-zero 3-shot accuracy on held-out generated problems (greedy and
     sampled, scored with the RL reward's checker), and an 8-shot GSM8K run on a few real test items."""
-    greedy = run("configs/eval/demo_fewshot.yaml", smollm2, tmp_path / "greedy", overrides=["include=[arith]", "max_items=12", "generation.max_new_tokens=24"])
+    greedy = run(
+        "configs/eval/demo_fewshot.yaml",
+        smollm2,
+        tmp_path / "greedy",
+        overrides=["include=[arith]", "max_items=12", "generation.max_new_tokens=24"],
+    )
     arith = greedy["tasks"]["arith"]
     assert arith["score"] > 0.2, details(tmp_path / "greedy", "arith")
     for row in assert_prompts_whole(tmp_path / "greedy", "arith", smollm2):
         assert row["correct"] == [octo_score(row["completions"][0], row["gold"]).correct]
-    assert arith["score"] == pytest.approx(sum(r["correct"][0] for r in details(tmp_path / "greedy", "arith")) / 12)
+    assert arith["score"] == pytest.approx(
+        sum(r["correct"][0] for r in details(tmp_path / "greedy", "arith")) / 12
+    )
 
     sampled = run(
         "configs/eval/demo_sampled.yaml",
         smollm2,
         tmp_path / "sampled",
-        overrides=["max_items=6", "generation.max_new_tokens=24", "tasks.arith.fewshot=3", "tasks.arith.fewshot_seed=4242"],
+        overrides=[
+            "max_items=6",
+            "generation.max_new_tokens=24",
+            "tasks.arith.fewshot=3",
+            "tasks.arith.fewshot_seed=4242",
+        ],
     )
     entry = sampled["tasks"]["arith"]
     rows = details(tmp_path / "sampled", "arith")
@@ -195,7 +256,12 @@ def test_real_smollm2_scores_arithmetic_and_runs_gsm8k(smollm2, benchmarks_root,
         assert entry["scores"][f"pass@{k}"]["value"] == pytest.approx(expected)
     assert entry["scores"]["pass@4"]["value"] >= entry["scores"]["pass@1"]["value"] > 0
 
-    gsm8k = run("configs/eval/base_fewshot.yaml", smollm2, tmp_path / "gsm8k", overrides=["include=[gsm8k]", "max_items=2", "tasks.gsm8k.max_new_tokens=128"])
+    gsm8k = run(
+        "configs/eval/base_fewshot.yaml",
+        smollm2,
+        tmp_path / "gsm8k",
+        overrides=["include=[gsm8k]", "max_items=2", "tasks.gsm8k.max_new_tokens=128"],
+    )
     assert gsm8k["tasks"]["gsm8k"]["fewshot"] == 8 and gsm8k["tasks"]["gsm8k"]["n"] == 2
     for row in assert_prompts_whole(tmp_path / "gsm8k", "gsm8k", smollm2):
         assert row["prompt"].count("Question:") == 9 and row["prompt_tokens"] > 800

@@ -29,7 +29,14 @@ def test_every_shipped_suite_loads():
 def test_base_fewshot_is_octothinkers_protocol():
     suite = load_suite("configs/eval/base_fewshot.yaml")
     shots = {t.name: t.fewshot for t in suite.tasks}
-    assert shots == {"gsm8k": 8, "math500": 4, "olympiad_bench": 4, "minerva_math": 4, "mmlu_stem": 4, "amc23": 0}
+    assert shots == {
+        "gsm8k": 8,
+        "math500": 4,
+        "olympiad_bench": 4,
+        "minerva_math": 4,
+        "mmlu_stem": 4,
+        "amc23": 0,
+    }
     assert suite.generation.temperature == 0 and suite.generation.n == 1
     metrics = {t.name: t.metric for t in suite.tasks}
     assert metrics["gsm8k"] == "number" and metrics["mmlu_stem"] == "letter" and metrics["math500"] == "latex"
@@ -40,7 +47,8 @@ def test_base_fewshot_is_octothinkers_protocol():
 
 def test_overrides_and_errors():
     suite = load_suite(
-        "configs/eval/base_fewshot.yaml", ["max_items=5", "tasks.gsm8k.fewshot=2", "tasks.1.max_items=7", "include=[gsm8k,math500]"]
+        "configs/eval/base_fewshot.yaml",
+        ["max_items=5", "tasks.gsm8k.fewshot=2", "tasks.1.max_items=7", "include=[gsm8k,math500]"],
     )
     tasks = {t.name: t for t in suite.tasks}
     assert tasks["gsm8k"].fewshot == 2 and tasks["gsm8k"].max_items == 5 and tasks["math500"].max_items == 7
@@ -55,7 +63,12 @@ def test_overrides_and_errors():
     }
     for override, message in cases.items():
         with pytest.raises(ConfigError, match=message):
-            load_suite("configs/eval/base_fewshot.yaml" if "prompt" not in override else "configs/eval/rl_zeroshot.yaml", [override])
+            load_suite(
+                "configs/eval/base_fewshot.yaml"
+                if "prompt" not in override
+                else "configs/eval/rl_zeroshot.yaml",
+                [override],
+            )
 
 
 def test_pass_at_k_is_the_unbiased_estimator():
@@ -75,7 +88,11 @@ class _Doc:
     """The two Doc fields the scorers read."""
 
     def __init__(self, gold, choices=None):
-        self.choices, self.gold_index, self.specific = choices or [gold], (choices or [gold]).index(gold), None
+        self.choices, self.gold_index, self.specific = (
+            choices or [gold],
+            (choices or [gold]).index(gold),
+            None,
+        )
 
     def get_golds(self):
         return [self.choices[self.gold_index]]
@@ -88,8 +105,18 @@ class _Doc:
         ("number", "18", "9 * 2 = 18\n#### 18", True),
         ("number", "1234", "The answer is 1,234.", True),
         ("number", "18", "18 + 3 = 21. The answer is 21.", False),
-        ("latex", "\\boxed{\\frac{14}{3}}", "Final Answer: The final answer is $\\frac{14}{3}$. I hope it is correct.", True),
-        ("latex", "\\boxed{\\left( 3, \\frac{\\pi}{2} \\right)}", "so the point is $\\boxed{(3,\\frac{\\pi}{2})}$", True),
+        (
+            "latex",
+            "\\boxed{\\frac{14}{3}}",
+            "Final Answer: The final answer is $\\frac{14}{3}$. I hope it is correct.",
+            True,
+        ),
+        (
+            "latex",
+            "\\boxed{\\left( 3, \\frac{\\pi}{2} \\right)}",
+            "so the point is $\\boxed{(3,\\frac{\\pi}{2})}$",
+            True,
+        ),
         ("latex", "\\boxed{27}", "The final answer is $28$. I hope it is correct.", False),
         ("boxed", "5", "7 - 2 = 5. The answer is \\boxed{5}.", True),
         ("boxed", "5", "7 - 2 = 5. The answer is 5.", False),  # the RL reward needs a box
@@ -108,7 +135,9 @@ def test_letter_scorer_and_octo_scorer_agree_with_their_sources():
     text = "3 + 4 = 7. The answer is \\boxed{7}. Also \\boxed{8}"
     verdict = octo_score(text, "8")
     got = make_scorer("boxed")(_Doc("8"), text)
-    assert got == {k: getattr(verdict, k) for k in ("correct", "answer", "n_boxed", "boxed_first", "repetitive")}
+    assert got == {
+        k: getattr(verdict, k) for k in ("correct", "answer", "n_boxed", "boxed_first", "repetitive")
+    }
 
 
 def test_benchmark_items_exclude_their_exemplars(benchmarks_root):
@@ -139,19 +168,32 @@ def test_generated_items_and_exemplars_from_another_seed():
     assert loaded.exemplars[0]["id"].startswith("basic_arithmetic-4242-")
     assert len(loaded.items) + loaded.dropped_as_exemplar == 500
     questions = {x["question"] for x in loaded.exemplars}
-    assert not questions & {x["question"] for x in loaded.items}  # a generated duplicate of an exemplar is not scored
+    assert not questions & {
+        x["question"] for x in loaded.items
+    }  # a generated duplicate of an exemplar is not scored
     assert loaded.items[0]["question"] == "Calculate 7 - 2."
     first = loaded.exemplars[0]
-    assert exemplar_answer("qa_boxed", first) == f"{first['solution']}. The answer is \\boxed{{{first['answer']}}}."
+    assert (
+        exemplar_answer("qa_boxed", first)
+        == f"{first['solution']}. The answer is \\boxed{{{first['answer']}}}."
+    )
     assert first["solution"].endswith(f"= {first['answer']}")
 
 
 def test_jsonl_source_and_its_errors(tmp_path):
     good = tmp_path / "items.jsonl"
-    good.write_text("".join(json.dumps({"question": f"What is {i} + 1?", "answer": i + 1}) + "\n" for i in range(6)))
+    good.write_text(
+        "".join(json.dumps({"question": f"What is {i} + 1?", "answer": i + 1}) + "\n" for i in range(6))
+    )
     suite = load_suite(
         "configs/eval/demo_zeroshot.yaml",
-        ["include=[mine]", "tasks.0.name=mine", "tasks.0.source=jsonl", f"tasks.0.path={good}", "tasks.0.max_items=4"],
+        [
+            "include=[mine]",
+            "tasks.0.name=mine",
+            "tasks.0.source=jsonl",
+            f"tasks.0.path={good}",
+            "tasks.0.max_items=4",
+        ],
     )
     loaded = task_items(suite.tasks[0], suite)
     assert [x["answer"] for x in loaded.items] == ["1", "2", "3", "4"]

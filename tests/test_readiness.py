@@ -46,7 +46,9 @@ def rl_rows(acc, length, *, clip=lambda i: 0.02, repetition=lambda i: 0.0, zero_
 
 
 HEALTHY = rl_rows(lambda i: 0.15 + 0.12 * i / STEPS, lambda i: 20.0)
-COLLAPSE = rl_rows(lambda i: 0.1 + 0.4 * math.sin(math.pi * i / STEPS) ** 2 * (i < 60) + 0.02 * (i >= 60), lambda i: 30.0)
+COLLAPSE = rl_rows(
+    lambda i: 0.1 + 0.4 * math.sin(math.pi * i / STEPS) ** 2 * (i < 60) + 0.02 * (i >= 60), lambda i: 30.0
+)
 RUNAWAY = rl_rows(lambda i: 0.05 + 0.1 * i / STEPS, lambda i: 40 + 1.5 * i, clip=lambda i: min(0.9, i / 100))
 NO_GAIN = rl_rows(lambda i: 0.02 + 0.01 * (i % 2), lambda i: 44.0, clip=lambda i: 0.8, zero_std=lambda i: 0.9)
 REPETITIVE = rl_rows(lambda i: 0.1 + 0.2 * i / STEPS, lambda i: 30.0, repetition=lambda i: 0.6)
@@ -110,7 +112,16 @@ def make_study(root):
         write_jsonl(root / "rl" / arm / "metrics.jsonl", rows)
         write_jsonl(
             root / "midtrain" / arm / "metrics.jsonl",
-            [{"step": s, "tokens": s * 4096, "loss": 8.0 / (1 + s / 20) + 0.1 * i, "lr": 3e-3 * (1 - s / 200), "tokens_per_s": 9e3} for s in range(200)],
+            [
+                {
+                    "step": s,
+                    "tokens": s * 4096,
+                    "loss": 8.0 / (1 + s / 20) + 0.1 * i,
+                    "lr": 3e-3 * (1 - s / 200),
+                    "tokens_per_s": 9e3,
+                }
+                for s in range(200)
+            ],
         )
         pre = 0.05 + 0.1 * i
         for model, shift in ((arm, 0.0), (arm + "-rl", 0.08)):
@@ -123,9 +134,14 @@ def make_study(root):
                 (root / "eval" / model / suite).mkdir(parents=True)
                 (root / "eval" / model / suite / "results.json").write_text(json.dumps(results))
         (root / "eval" / arm / "demo_fewshot").mkdir(parents=True)
-        (root / "eval" / arm / "demo_fewshot" / "results.json").write_text(json.dumps(eval_results({"arith": pre + 0.02}, fewshot=3)))
+        (root / "eval" / arm / "demo_fewshot" / "results.json").write_text(
+            json.dumps(eval_results({"arith": pre + 0.02}, fewshot=3))
+        )
     # an arm that was mid-trained but never went through RL
-    write_jsonl(root / "midtrain" / "mathqa_instr" / "metrics.jsonl", [{"step": 0, "tokens": 0, "loss": 8.0, "lr": 0.0}])
+    write_jsonl(
+        root / "midtrain" / "mathqa_instr" / "metrics.jsonl",
+        [{"step": 0, "tokens": 0, "loss": 8.0, "lr": 0.0}],
+    )
     return root
 
 
@@ -154,7 +170,9 @@ def test_build_readiness_writes_every_format(study):
     with (study / "readiness.csv").open() as fh:
         table = list(csv.DictReader(fh))
     assert [r["arm"] for r in table] == list(rows)
-    assert table[3]["verdict"] == "ready" and float(table[3]["rl_gain"]) == pytest.approx(rows["mathqa"]["rl_gain"])
+    assert table[3]["verdict"] == "ready" and float(table[3]["rl_gain"]) == pytest.approx(
+        rows["mathqa"]["rl_gain"]
+    )
 
     text = md.read_text()
     for title in ("Before RL", "RL dynamics", "After RL and verdict", "Missing pieces"):
@@ -162,7 +180,13 @@ def test_build_readiness_writes_every_format(study):
     assert "| mathqa |" in text and "**ready**" in text
 
     plots = sorted(p.name for p in (study / "plots").glob("*.png"))
-    assert plots == ["midtrain_loss.png", "passk_demo_sampled_arith.png", "rl_accuracy.png", "rl_correct_length.png", "rl_length.png"]
+    assert plots == [
+        "midtrain_loss.png",
+        "passk_demo_sampled_arith.png",
+        "rl_accuracy.png",
+        "rl_correct_length.png",
+        "rl_length.png",
+    ]
     page = (study / "readiness.html").read_text()
     images = re.findall(r"src='data:image/png;base64,([^']+)'", page)
     assert len(images) == len(plots)  # every plot embedded, nothing linked
