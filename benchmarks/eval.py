@@ -5,7 +5,7 @@ the same answer checker; the plain side is a hand-written loop (batched ``genera
 ``octo.scoring.score``). Also measured: the fixed cost of one lighteval Pipeline (a one-item task, repeated in
 one process), split into its phases (items, Pipeline init, prompt check, evaluate, details).
 
-    .venv/bin/python benchmarks/eval.py [--model PATH] [--items 300] [--repeats 5]
+    .venv/bin/python benchmarks/eval.py [--model PATH] [--items 300] [--repeats 3] [--threads 1]
 
 Without --model a tiny random Llama (wiki-trained BPE, 2 layers) is built on the fly: the numbers then measure
 the harness, not the model. Timings on shared machines are noisy: compare the two columns of one run.
@@ -75,11 +75,14 @@ def main() -> int:
     parser.add_argument("--model", help="HF checkpoint (default: a tiny random Llama built here)")
     parser.add_argument("--items", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats of each side (median reported)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (1 is steadiest on a shared box)"
+    )
     args = parser.parse_args()
 
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="octo-bench-eval-"))
     model_path = Path(args.model) if args.model else tiny_model(work)
     overrides = ["include=[arith]", f"max_items={args.items}"]
@@ -120,8 +123,10 @@ def main() -> int:
     per_run = statistics.median(t for t, _ in runs)
 
     print(
-        f"model: {model_path} | items: {len(items)} | batch {suite.model.batch_size} | greedy, {suite.generation.max_new_tokens} new tokens"
+        f"model: {model_path} | items: {len(items)} | batch {suite.model.batch_size} | greedy, "
+        f"{suite.generation.max_new_tokens} new tokens | torch threads: {args.threads}"
     )
+
     print(f"{'':34}{'items/s':>10}{'wall s':>9}{'accuracy':>10}")
     print(
         f"{'lighteval suite (eval.runner.run)':34}{len(items) / lighteval_s:>10.1f}{lighteval_s:>9.2f}{entry['score']:>10.3f}"

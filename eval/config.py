@@ -80,6 +80,11 @@ class ModelSettings(StrictModel):
     chat_template: bool = Field(False, description="wrap prompts in the tokenizer's chat template")
     system_prompt: str | None = None
     max_length: int | None = Field(None, gt=0, description="context length (default: the model config's)")
+    threads: int | None = Field(
+        None,
+        gt=0,
+        description="torch CPU threads during the run (default: leave as is); 1 can be far faster on a busy box",
+    )
 
 
 class GenerationSettings(StrictModel):

@@ -270,15 +270,30 @@ def run(
     if not Path(model_path).exists():
         raise ConfigError(f"--model {model_path}: no such checkpoint folder")
 
+    import random
+
+    import numpy as np
     import torch
 
-    grad_enabled = (
-        torch.is_grad_enabled()
-    )  # lighteval turns autograd off process-wide (at import and per model)
+    # Process-wide state that lighteval and the seeding below change: autograd (lighteval turns it off at import
+    # and per model) and the Python/NumPy/torch random streams. Restored on exit, so a training stage that runs
+    # next in the same process is unaffected by an evaluation in between.
+    grad_enabled = torch.is_grad_enabled()
+    rng = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    threads = torch.get_num_threads()
     try:
+        if suite.model.threads:
+            torch.set_num_threads(suite.model.threads)
         return _run(suite, model_path, out_dir, run_config, model, backend, force)
     finally:
-        torch.set_grad_enabled(grad_enabled)  # a later training stage in the same process needs it back
+        torch.set_num_threads(threads)
+        torch.set_grad_enabled(grad_enabled)
+        random.setstate(rng[0])
+        np.random.set_state(rng[1])
+        torch.set_rng_state(rng[2])
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state_all(cuda_rng)
 
 
 def _run(
