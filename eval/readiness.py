@@ -21,6 +21,7 @@ import csv
 import html
 import json
 import math
+import sys
 from pathlib import Path
 
 from pydantic import Field
@@ -635,9 +636,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--arms", help="comma-separated row order (default: baseline first, then sorted)")
     parser.add_argument("--baseline", help="name of the base-model arm (default: base)")
     parser.add_argument("options", nargs="*", help="option overrides, e.g. min_gain=0.1 window=20")
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)  # options may come before or after the flags
     options: dict = {}
-    for item in args.options:
+    for item in [*args.options, *extra]:
         key, sep, value = item.partition("=")
         if not sep:
             parser.error(f"expected key=value, got {item!r}")
@@ -648,13 +649,15 @@ def main(argv: list[str]) -> int:
         options["arms"] = [a.strip() for a in args.arms.split(",") if a.strip()]
     if args.baseline:
         options["baseline"] = args.baseline
-    md = build_readiness(args.study, **options)
+    try:
+        md = build_readiness(args.study, **options)
+    except (FileNotFoundError, ValueError) as exc:  # bad folder, bad option, unreadable metrics: say which
+        print(f"octo readiness: {exc}", file=sys.stderr)
+        return 2
     print(md.read_text())
     print(f"written: {md} (+ .csv .json .html, plots/)")
     return 0
 
 
 if __name__ == "__main__":
-    import sys
-
     raise SystemExit(main(sys.argv[1:]))

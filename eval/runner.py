@@ -22,6 +22,7 @@ import types
 from pathlib import Path
 
 from octo.config import ConfigError
+from octo.jsonl import write_jsonl
 from octo.manifest import config_hash, is_complete, write_manifest
 
 from .config import SuiteConfig, load_suite, selected_tasks
@@ -139,7 +140,7 @@ def run_task(task, suite: SuiteConfig, backend, out_dir: Path) -> dict:
             raise ConfigError(
                 f"task {task.name}: the longest {task.fewshot}-shot prompt has {longest} tokens; with "
                 f"max_new_tokens={max_new_tokens} it exceeds the model context ({lm.max_length}). Lower fewshot or "
-                "max_new_tokens (lighteval would silently cut the prompt)"
+                "max_new_tokens, or raise model.max_length if the model allows it (lighteval would cut the prompt)"
             )
         timing["prompt_check"] = time.time() - started - sum(timing.values())
         transformers.set_seed(suite.seed)
@@ -180,8 +181,6 @@ def run_task(task, suite: SuiteConfig, backend, out_dir: Path) -> dict:
                 "metrics": {k: float(v) for k, v in detail.metric.items()},
             }
         )
-    from octo.jsonl import write_jsonl
-
     write_jsonl(out_dir / "details" / f"{task.name}.jsonl", rows)
     timing["details"] = time.time() - started - sum(timing.values())
     if truncated:

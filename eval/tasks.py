@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from octo import assets
@@ -54,7 +54,6 @@ class TaskItems:
     exemplars: list[dict]
     dropped_as_exemplar: int = 0
     available: int = 0  # items before the max_items cut
-    source_info: dict = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------- items
