@@ -202,3 +202,12 @@ def test_jsonl_source_and_its_errors(tmp_path):
     suite = load_suite("configs/eval/demo_zeroshot.yaml", ["tasks.0.source=jsonl", f"tasks.0.path={bad}"])
     with pytest.raises(ConfigError, match=r"bad.jsonl:2: each row needs"):
         task_items(suite.tasks[0], suite)
+
+
+def test_package_exports_the_orchestrator_api():
+    import eval as package
+    from eval.config import load_suite as direct
+
+    assert package.load_suite is direct and callable(package.run) and callable(package.build_readiness)
+    with pytest.raises(AttributeError):
+        package.nope  # noqa: B018
