@@ -1,0 +1,663 @@
+"""``octo readiness runs/<study>``: the RL-readiness table and plots that compare a study's checkpoints.
+
+Reads what the other stages wrote (nothing is recomputed):
+
+    midtrain/<arm>/metrics.jsonl            step, tokens, loss, lr, tokens_per_s
+    rl/<arm>/metrics.jsonl                  one row per RL step (README: "RL dynamics")
+    eval/<arm>/<suite>/results.json         the checkpoint before RL   (eval.runner format)
+    eval/<arm>-rl/<suite>/results.json      the checkpoint after RL
+
+and writes ``readiness.md/.csv/.json/.html`` and ``plots/*.png`` at the study root: one row per arm (the base
+model and each mid-training arm). Suites are classified by what they ran: n > 1 samples -> pass@k; otherwise
+any few-shot task -> few-shot; otherwise zero-shot. Missing pieces (an arm without RL, a suite not run) leave
+empty cells and a note. The verdict rules are in ``verdict`` (and the README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import html
+import json
+import math
+import sys
+from pathlib import Path
+
+from pydantic import Field
+
+from octo.config import StrictModel, parse_config
+from octo.jsonl import read_jsonl
+
+RL_SUFFIX = "-rl"
+
+
+class ReadinessOptions(StrictModel):
+    arms: list[str] | None = Field(None, description="row order (default: baseline first, then sorted)")
+    baseline: str = Field("base", description="the arm that is the base model (first row, plotted black)")
+    window: int = Field(
+        10, gt=0, description="RL steps averaged for start/final values (at most a fifth of the run)"
+    )
+    plot_task: str | None = Field(
+        None, description="<suite>/<task> of the dashed base lines (default: first few-shot)"
+    )
+    # verdict thresholds (see ``verdict``)
+    min_gain: float = Field(0.05, description="RL accuracy gain (final - start) below this: not ready")
+    collapse_frac: float = Field(
+        0.5, description="falling back by this fraction of the rise after a peak: unstable"
+    )
+    collapse_abs: float = Field(0.05, description="...and by at least this much accuracy")
+    runaway_len_ratio: float = Field(2.0, description="final/start response length at or above this...")
+    runaway_clip: float = Field(
+        0.3, description="...with this share of responses at the length limit: unstable"
+    )
+    max_clip: float = Field(
+        0.5, description="final share of responses at the length limit above this: pathology"
+    )
+    max_repetition: float = Field(
+        0.3, description="final share of repetitive responses above this: pathology"
+    )
+    max_multi_boxed: float = Field(
+        0.3, description="final share of responses with 2+ boxes above this: pathology"
+    )
+    max_zero_std: float = Field(
+        0.95, description="final share of groups without reward variance above this: no signal"
+    )
+
+
+# ------------------------------------------------------------------------------------------------- reading
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def series(rows: list[dict], key: str) -> tuple[list[float], list[float]]:
+    """(steps, values) of the rows that carry ``key`` (rollout metrics are absent on some steps)."""
+    steps, values = [], []
+    for i, row in enumerate(rows):
+        value = row.get(key)
+        if _is_number(value):
+            steps.append(float(row.get("step", i)))
+            values.append(float(value))
+    return steps, values
+
+
+def rolling_mean(values: list[float], window: int) -> list[float]:
+    """Centred moving average (shorter windows at the ends), so a peak is reported at its own step."""
+    prefix = [0.0]
+    for value in values:
+        prefix.append(prefix[-1] + value)
+    half = window // 2
+    out = []
+    for i in range(len(values)):
+        lo, hi = max(0, i - half), min(len(values), i - half + window)
+        out.append((prefix[hi] - prefix[lo]) / (hi - lo))
+    return out
+
+
+def _window(n: int, window: int) -> int:
+    return max(1, min(window, n // 5 if n >= 5 else 1))
+
+
+def rl_summary(rows: list[dict], options: ReadinessOptions) -> dict:
+    """Start / final / peak values of one RL run (means over ``window`` steps), and its pathology ratios."""
+    out: dict = {"rl_steps": len(rows)}
+    steps, acc = series(rows, "accuracy")
+    if acc:
+        w = _window(len(acc), options.window)
+        smooth = rolling_mean(acc, w)
+        peak_i = max(range(len(smooth)), key=smooth.__getitem__)
+        start, final = sum(acc[:w]) / w, sum(acc[-w:]) / w
+        out.update(
+            rl_acc_start=start,
+            rl_acc_final=final,
+            rl_acc_peak=max(start, smooth[peak_i]),
+            rl_peak_step=steps[peak_i] if smooth[peak_i] >= start else steps[0],
+            rl_gain=final - start,
+        )
+    for key, name in (("response_len_mean", "len"), ("correct_len_mean", "correct_len")):
+        _, values = series(rows, key)
+        if values:
+            w = _window(len(values), options.window)
+            start, final = sum(values[:w]) / w, sum(values[-w:]) / w
+            out[f"{name}_start"], out[f"{name}_final"] = start, final
+            out[f"{name}_trend"] = final / start - 1 if start > 0 else None
+    for key, name in (
+        ("clip_ratio", "clip_final"),
+        ("repetition_ratio", "repetition_final"),
+        ("multi_boxed_ratio", "multi_boxed_final"),
+        ("boxed_first_ratio", "boxed_first_final"),
+        ("no_answer_ratio", "no_answer_final"),
+        ("frac_zero_std_groups", "zero_std_final"),
+    ):
+        _, values = series(rows, key)
+        if values:
+            w = _window(len(values), options.window)
+            out[name] = sum(values[-w:]) / w
+    for key in sorted({k for row in rows for k in row if k.startswith("val/") and k.endswith("/acc")}):
+        bench = key[len("val/") : -len("/acc")]
+        _, values = series(rows, key)
+        if values:
+            out[f"val_acc_start/{bench}"], out[f"val_acc_final/{bench}"] = values[0], values[-1]
+            out[f"val_acc_peak/{bench}"] = max(values)
+    return out
+
+
+def verdict(summary: dict, options: ReadinessOptions) -> tuple[str, str]:
+    """(verdict, reason) from an RL summary. Rules, first match wins:
+
+    1. no RL accuracy                                       -> "n/a"
+    2. unstable, collapse: accuracy rose to a peak at least ``min_gain`` above the start, then fell back by
+       at least max(``collapse_abs``, ``collapse_frac`` x the rise)
+    3. unstable, runaway length: final/start mean length >= ``runaway_len_ratio`` and the final clip ratio
+       >= ``runaway_clip``
+    4. not ready, no gain: final - start < ``min_gain``
+    5. not ready, pathologies: final clip > ``max_clip``, repetition > ``max_repetition``, multi-boxed >
+       ``max_multi_boxed`` or zero-variance groups > ``max_zero_std``
+    6. ready
+    """
+    if "rl_acc_start" not in summary:
+        return "n/a", "no RL run" if not summary.get("rl_steps") else "the RL metrics have no accuracy column"
+    start, final, peak = summary["rl_acc_start"], summary["rl_acc_final"], summary["rl_acc_peak"]
+    rise, drop = peak - start, peak - final
+    if rise >= options.min_gain and drop >= max(options.collapse_abs, options.collapse_frac * rise):
+        return "unstable", (
+            f"collapse: accuracy peaked at {peak:.2f} (step {summary['rl_peak_step']:.0f}) and fell to {final:.2f}"
+        )
+    len_start, len_final = summary.get("len_start"), summary.get("len_final")
+    clip = summary.get("clip_final")
+    if len_start and len_final and clip is not None:
+        if len_final / len_start >= options.runaway_len_ratio and clip >= options.runaway_clip:
+            return "unstable", (
+                f"runaway length: {len_start:.0f} -> {len_final:.0f} tokens ({len_final / len_start:.1f}x), "
+                f"{clip:.0%} of responses at the limit"
+            )
+    gain = final - start
+    if gain < options.min_gain:
+        return (
+            "not ready",
+            f"no gain: accuracy {start:.2f} -> {final:.2f} ({gain:+.2f} < {options.min_gain:+.2f})",
+        )
+    problems = []
+    for key, limit, label in (
+        ("clip_final", options.max_clip, "at the length limit"),
+        ("repetition_final", options.max_repetition, "repetitive"),
+        ("multi_boxed_final", options.max_multi_boxed, "with 2+ boxes"),
+    ):
+        value = summary.get(key)
+        if value is not None and value > limit:
+            problems.append(f"{value:.0%} of responses {label}")
+    zero_std = summary.get("zero_std_final")
+    if zero_std is not None and zero_std > options.max_zero_std:
+        problems.append(f"{zero_std:.0%} of groups without reward variance")
+    if problems:
+        return "not ready", "pathologies: " + ", ".join(problems)
+    trend = summary.get("len_trend")
+    length = (
+        f", length {len_start:.0f} -> {len_final:.0f}"
+        if len_start and len_final and trend is not None
+        else ""
+    )
+    return "ready", f"accuracy {start:.2f} -> {final:.2f} ({gain:+.2f}, peak {peak:.2f}){length}"
+
+
+def suite_kind(results: dict) -> str:
+    tasks = results.get("tasks", {}).values()
+    if results.get("settings", {}).get("generation", {}).get("n", 1) > 1:
+        return "passk"
+    return "fewshot" if any(t.get("fewshot", 0) > 0 for t in tasks) else "zeroshot"
+
+
+def _read_metrics(path: Path) -> list[dict]:
+    return list(read_jsonl(path)) if path.is_file() else []
+
+
+def discover_arms(study: Path, options: ReadinessOptions) -> list[str]:
+    found = set()
+    for stage in ("midtrain", "rl"):
+        if (study / stage).is_dir():
+            found |= {p.name for p in (study / stage).iterdir() if p.is_dir()}
+    if (study / "eval").is_dir():
+        found |= {p.name.removesuffix(RL_SUFFIX) for p in (study / "eval").iterdir() if p.is_dir()}
+    if options.arms:
+        return list(options.arms)
+    return sorted(found, key=lambda a: (a != options.baseline, a))
+
+
+def load_evals(study: Path) -> dict[str, dict[str, dict]]:
+    """{model folder name: {suite name: results}} for every complete results.json under eval/."""
+    out: dict[str, dict[str, dict]] = {}
+    for path in sorted((study / "eval").glob("*/*/results.json")):
+        try:
+            results = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+        if results.get("complete"):
+            out.setdefault(path.parent.parent.name, {})[path.parent.name] = results
+    return out
+
+
+# ------------------------------------------------------------------------------------------------- table
+def build_rows(study: Path, options: ReadinessOptions) -> tuple[list[dict], dict]:
+    """One flat row per arm, plus the curves the plots need."""
+    arms = discover_arms(study, options)
+    evals = load_evals(study)
+    kinds: dict[str, str] = {}
+    for suites in evals.values():
+        for suite, results in suites.items():
+            kinds.setdefault(suite, suite_kind(results))
+    rows, curves = [], {"rl": {}, "midtrain": {}, "passk": {}, "base_scores": {}, "shots": {}}
+    for arm in arms:
+        row: dict = {"arm": arm}
+        notes = []
+        pre, post = evals.get(arm, {}), evals.get(arm + RL_SUFFIX, {})
+        for suite, kind in sorted(kinds.items()):
+            for when, got in (("pre", pre), ("post", post)):
+                if kind == "fewshot" and when == "post":
+                    continue  # few-shot scores describe base checkpoints
+                results = got.get(suite)
+                if results is None:
+                    model = arm + (RL_SUFFIX if when == "post" else "")
+                    if kind != "fewshot" or when == "pre":
+                        notes.append(f"eval/{model}/{suite} missing")
+                    continue
+                for task, entry in results["tasks"].items():
+                    curves["shots"][f"{suite}/{task}"] = entry.get("fewshot", 0)
+                    if kind == "fewshot":
+                        row[f"fewshot/{suite}/{task}"] = entry["score"]
+                        curves["base_scores"].setdefault(f"{suite}/{task}", {})[arm] = entry["score"]
+                    elif kind == "zeroshot":
+                        row[f"zeroshot_{when}/{suite}/{task}"] = entry["score"]
+                    else:
+                        passk = {
+                            int(k.split("@")[1]): v["value"]
+                            for k, v in entry["scores"].items()
+                            if k.startswith("pass@")
+                        }
+                        for k, value in sorted(passk.items()):
+                            row[f"passk_{when}/{suite}/{task}/pass@{k}"] = value
+                        curves["passk"].setdefault(f"{suite}/{task}", {}).setdefault(arm, {})[when] = passk
+        rl_rows = _read_metrics(study / "rl" / arm / "metrics.jsonl")
+        if rl_rows:
+            row.update(rl_summary(rl_rows, options))
+            curves["rl"][arm] = rl_rows
+        else:
+            notes.append(f"rl/{arm}/metrics.jsonl missing")
+        mid_rows = _read_metrics(study / "midtrain" / arm / "metrics.jsonl")
+        if mid_rows:
+            curves["midtrain"][arm] = mid_rows
+        row["verdict"], row["reason"] = verdict(row, options)
+        row["notes"] = "; ".join(notes)
+        rows.append(row)
+    curves["kinds"] = kinds
+    return rows, curves
+
+
+def columns_of(rows: list[dict]) -> list[str]:
+    order = ["arm", "verdict", "reason"]
+    groups = ("fewshot/", "zeroshot_pre/", "zeroshot_post/", "rl_", "val_acc_", "len_", "correct_len_")
+    rest = {k for row in rows for k in row} - set(order) - {"notes"}
+    ratios = [
+        "clip_final",
+        "repetition_final",
+        "multi_boxed_final",
+        "boxed_first_final",
+        "no_answer_final",
+        "zero_std_final",
+    ]
+    ordered = []
+    for prefix in groups:
+        ordered += sorted((k for k in rest if k.startswith(prefix) and k not in ordered), key=_natural)
+    ordered += [k for k in ratios if k in rest]
+    ordered += sorted((k for k in rest if k.startswith("passk_pre/")), key=_natural)
+    ordered += sorted((k for k in rest if k.startswith("passk_post/")), key=_natural)
+    ordered += sorted(rest - set(ordered))
+    return order + ordered + ["notes"]
+
+
+def _natural(key: str):
+    return [int(p) if p.isdigit() else p for p in key.replace("@", "/").split("/")]
+
+
+def _fmt(value, digits: int = 2) -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _arrow(a, b, digits: int = 2) -> str:
+    if a is None and b is None:
+        return ""
+    return f"{_fmt(a, digits) or '–'} → {_fmt(b, digits) or '–'}"
+
+
+def markdown_tables(rows: list[dict], curves: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, header, cells) of the three tables: before RL, RL dynamics, after RL."""
+    keys = {k for row in rows for k in row}
+    fewshot = sorted((k for k in keys if k.startswith("fewshot/")), key=_natural)
+    zero = sorted({k.split("/", 1)[1] for k in keys if k.startswith("zeroshot_")}, key=_natural)
+    passk_tasks = sorted(curves["passk"])
+
+    def kmax(task):
+        return max(
+            (k for arms in curves["passk"][task].values() for ks in arms.values() for k in ks), default=1
+        )
+
+    def label(key: str, group: list[str]) -> str:
+        """'<task>' (or '<suite>/<task>' when two suites of a group share a task name) and its shot count."""
+        suite, task = key.split("/", 1)
+        clash = sum(k.split("/", 1)[1] == task for k in group) > 1
+        return f"{key if clash else task} {curves['shots'].get(key, 0)}-shot"
+
+    fewshot_keys = [k.split("/", 1)[1] for k in fewshot]
+    base_head = ["arm"] + [label(k, fewshot_keys) for k in fewshot_keys] + [label(t, zero) for t in zero]
+    base_head += [f"{label(t, passk_tasks)} pass@1 / pass@{kmax(t)}" for t in passk_tasks]
+    base = []
+    for row in rows:
+        cells = (
+            [row["arm"]]
+            + [_fmt(row.get(k)) for k in fewshot]
+            + [_fmt(row.get(f"zeroshot_pre/{t}")) for t in zero]
+        )
+        for t in passk_tasks:
+            a, b = row.get(f"passk_pre/{t}/pass@1"), row.get(f"passk_pre/{t}/pass@{kmax(t)}")
+            cells.append(f"{_fmt(a)} / {_fmt(b)}" if a is not None else "")
+        base.append(cells)
+    rl_head = [
+        "arm", "steps", "accuracy start → final", "peak (step)", "gain", "length start → final (trend)",
+        "correct length → final", "clip", "repetition", "multi-boxed", "boxed-first", "zero-std groups",
+    ]  # fmt: skip
+    rl = []
+    for row in rows:
+        if "rl_steps" not in row:
+            rl.append([row["arm"]] + [""] * (len(rl_head) - 1))
+            continue
+        trend = row.get("len_trend")
+        length = _arrow(row.get("len_start"), row.get("len_final"), 0)
+        rl.append(
+            [
+                row["arm"],
+                str(row["rl_steps"]),
+                _arrow(row.get("rl_acc_start"), row.get("rl_acc_final")),
+                f"{_fmt(row.get('rl_acc_peak'))} ({_fmt(row.get('rl_peak_step'), 0)})"
+                if "rl_acc_peak" in row
+                else "",
+                f"{row['rl_gain']:+.2f}" if "rl_gain" in row else "",
+                f"{length} ({trend:+.0%})" if trend is not None else length,
+                _arrow(row.get("correct_len_start"), row.get("correct_len_final"), 0),
+            ]
+            + [
+                _fmt(row.get(k))
+                for k in (
+                    "clip_final",
+                    "repetition_final",
+                    "multi_boxed_final",
+                    "boxed_first_final",
+                    "zero_std_final",
+                )
+            ]
+        )
+    after_head = ["arm"] + [f"{label(t, zero)} before → after" for t in zero]
+    after_head += [f"{label(t, passk_tasks)} pass@1 / pass@{kmax(t)} after" for t in passk_tasks] + [
+        "verdict",
+        "reason",
+    ]
+    after = []
+    for row in rows:
+        cells = [row["arm"]] + [
+            _arrow(row.get(f"zeroshot_pre/{t}"), row.get(f"zeroshot_post/{t}")) for t in zero
+        ]
+        for t in passk_tasks:
+            a, b = row.get(f"passk_post/{t}/pass@1"), row.get(f"passk_post/{t}/pass@{kmax(t)}")
+            cells.append(f"{_fmt(a)} / {_fmt(b)}" if a is not None else "")
+        after.append(cells + [f"**{row['verdict']}**", row["reason"]])
+    return [
+        ("Before RL (base checkpoints)", base_head, base),
+        ("RL dynamics", rl_head, rl),
+        ("After RL and verdict", after_head, after),
+    ]
+
+
+def render_markdown(study: Path, rows: list[dict], curves: dict, plots: list[Path]) -> str:
+    out = [f"# RL readiness: {study.name}", ""]
+    for title, head, cells in markdown_tables(rows, curves):
+        out += [f"## {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
+        out.append("")
+    notes = [f"- {row['arm']}: {row['notes']}" for row in rows if row["notes"]]
+    if notes:
+        out += ["## Missing pieces", "", *notes, ""]
+    if plots:
+        out += ["## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in plots] + [""]
+    out += [
+        'Verdict rules: see `eval/readiness.py:verdict` and the README ("Reading the readiness table").',
+        "",
+    ]
+    return "\n".join(out)
+
+
+def render_html(
+    study: Path, rows: list[dict], curves: dict, plots: list[Path], options: ReadinessOptions
+) -> str:
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>RL readiness: {html.escape(study.name)}</title>",
+        "<style>body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}th{background:#f3f3f3}"
+        ".ready{background:#d9f2d9}.unstable{background:#fde7c8}.not-ready{background:#f8d0d0}"
+        "img{max-width:100%;border:1px solid #eee;margin:0.5em 0}</style></head><body>",
+        f"<h1>RL readiness: {html.escape(study.name)}</h1>",
+    ]
+    for title, head, cells in markdown_tables(rows, curves):
+        parts.append(
+            f"<h2>{html.escape(title)}</h2><table><tr>"
+            + "".join(f"<th>{html.escape(h)}</th>" for h in head)
+            + "</tr>"
+        )
+        for row, data in zip(cells, rows):
+            css = data["verdict"].replace(" ", "-").replace("/", "")
+            tds = "".join(f"<td>{html.escape(c.replace('**', ''))}</td>" for c in row)
+            parts.append(f"<tr class='{css}'>{tds}</tr>")
+        parts.append("</table>")
+    notes = [(row["arm"], row["notes"]) for row in rows if row["notes"]]
+    if notes:
+        parts.append(
+            "<h2>Missing pieces</h2><ul>"
+            + "".join(f"<li>{html.escape(a)}: {html.escape(n)}</li>" for a, n in notes)
+            + "</ul>"
+        )
+    parts.append("<h2>Plots</h2>")
+    for plot in plots:
+        data = base64.b64encode(plot.read_bytes()).decode()
+        parts.append(
+            f"<h3>{html.escape(plot.stem)}</h3><img alt='{plot.stem}' src='data:image/png;base64,{data}'>"
+        )
+    rules = html.escape(verdict.__doc__ or "")
+    parts.append(
+        f"<h2>Verdict rules</h2><pre>{rules}</pre><p>Thresholds: {html.escape(json.dumps(options.model_dump(exclude={'arms'})))}</p>"
+    )
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+# ------------------------------------------------------------------------------------------------- plots
+def make_plots(study: Path, rows: list[dict], curves: dict, options: ReadinessOptions) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder = study / "plots"
+    folder.mkdir(exist_ok=True)
+    arms = [row["arm"] for row in rows]
+    colors = {arm: ("black" if arm == options.baseline else f"C{i}") for i, arm in enumerate(arms)}
+    written = []
+
+    def save(fig, name):
+        path = folder / name
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+
+    base_task = options.plot_task or next(iter(sorted(curves["base_scores"], key=_natural)), None)
+    if curves["rl"]:
+        for key, label, name, dashed in (
+            ("accuracy", "training accuracy (rolling mean)", "rl_accuracy.png", True),
+            ("correct_len_mean", "correct-response length (tokens)", "rl_correct_length.png", False),
+            ("response_len_mean", "mean response length (tokens)", "rl_length.png", False),
+        ):
+            fig, ax = plt.subplots(figsize=(8, 4.5))
+            drawn = False
+            for arm in arms:
+                rl_rows = curves["rl"].get(arm)
+                if not rl_rows:
+                    continue
+                steps, values = series(rl_rows, key)
+                if not values:
+                    continue
+                ax.plot(
+                    steps,
+                    rolling_mean(values, _window(len(values), options.window)),
+                    color=colors[arm],
+                    label=arm,
+                )
+                drawn = True
+                if dashed:  # validation accuracy, where the RL run logged it
+                    for val_key in sorted(
+                        {k for r in rl_rows for k in r if k.startswith("val/") and k.endswith("/acc")}
+                    ):
+                        ax.plot(*series(rl_rows, val_key), "o", color=colors[arm], markersize=4, alpha=0.7)
+                if dashed and base_task and arm in curves["base_scores"].get(base_task, {}):
+                    ax.axhline(
+                        curves["base_scores"][base_task][arm], color=colors[arm], linestyle="--", linewidth=1
+                    )
+            if not drawn:
+                plt.close(fig)
+                continue
+            ax.set_xlabel("RL step")
+            ax.set_ylabel(label)
+            title = label
+            if dashed:
+                title += "\n(dots: validation accuracy" + (
+                    f"; dashed: few-shot base score on {base_task})" if base_task else ")"
+                )
+            ax.set_title(title)
+            ax.legend(fontsize=8)
+            ax.grid(alpha=0.3)
+            save(fig, name)
+    for task, per_arm in sorted(curves["passk"].items()):
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for arm in arms:
+            for when, style in (("pre", "--"), ("post", "-")):
+                points = per_arm.get(arm, {}).get(when)
+                if points:
+                    ks = sorted(points)
+                    ax.plot(ks, [points[k] for k in ks], style, marker="o", color=colors[arm],
+                            label=f"{arm} ({'after' if when == 'post' else 'before'} RL)")  # fmt: skip
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("k")
+        ax.set_ylabel("pass@k")
+        ax.set_title(f"pass@k on {task} (dashed: before RL, solid: after RL)")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        save(fig, f"passk_{task.replace('/', '_')}.png")
+    if curves["midtrain"]:
+        fig, (loss_ax, lr_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
+        for arm, mid_rows in curves["midtrain"].items():
+            x_key = "tokens" if any("tokens" in r for r in mid_rows) else "step"
+            scale, x_label = (1e6, "tokens (millions)") if x_key == "tokens" else (1, "step")
+            for ax, key in ((loss_ax, "loss"), (lr_ax, "lr")):
+                points = [
+                    (r[x_key] / scale, r[key])
+                    for r in mid_rows
+                    if _is_number(r.get(key)) and _is_number(r.get(x_key))
+                ]
+                if points:
+                    ax.plot(
+                        *zip(*points),
+                        color=colors.get(arm, "gray"),
+                        label=arm,
+                        marker="." if len(points) == 1 else None,
+                    )
+                ax.set_xlabel(x_label)
+        loss_ax.set_ylabel("training loss")
+        loss_ax.set_title("mid-training loss")
+        lr_ax.set_ylabel("learning rate")
+        lr_ax.set_title("mid-training learning rate")
+        for ax in (loss_ax, lr_ax):
+            ax.legend(fontsize=8)
+            ax.grid(alpha=0.3)
+        save(fig, "midtrain_loss.png")
+    return written
+
+
+# ------------------------------------------------------------------------------------------------- entry
+def build_readiness(study_dir: str | Path, **options) -> Path:
+    """Write readiness.md/.csv/.json/.html and plots/*.png at ``study_dir``; return the path of readiness.md.
+
+    ``options``: the fields of ``ReadinessOptions`` (arms, baseline, window, plot_task, verdict thresholds).
+    """
+    study = Path(study_dir)
+    if not study.is_dir():
+        raise FileNotFoundError(f"study folder not found: {study}")
+    opts = parse_config(options, ReadinessOptions, source="build_readiness options")
+    rows, curves = build_rows(study, opts)
+    if not rows:
+        raise ValueError(
+            f"{study}: no arms found (expected midtrain/<arm>/, rl/<arm>/ or eval/<model>/ folders)"
+        )
+    plots = make_plots(study, rows, curves, opts)
+    columns = columns_of(rows)
+    with (study / "readiness.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: row.get(k, "") for k in columns})
+    payload = {
+        "study": str(study),
+        "columns": columns,
+        "rows": [{k: row.get(k) for k in columns} for row in rows],
+        "suites": curves["kinds"],
+        "options": opts.model_dump(),
+        "plots": [f"plots/{p.name}" for p in plots],
+    }
+    (study / "readiness.json").write_text(json.dumps(payload, indent=2) + "\n")
+    (study / "readiness.html").write_text(render_html(study, rows, curves, plots, opts))
+    md = study / "readiness.md"
+    md.write_text(render_markdown(study, rows, curves, plots))
+    return md
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="octo readiness", description="the RL-readiness table of a study")
+    parser.add_argument("study", help="runs/<study>")
+    parser.add_argument("--arms", help="comma-separated row order (default: baseline first, then sorted)")
+    parser.add_argument("--baseline", help="name of the base-model arm (default: base)")
+    parser.add_argument("options", nargs="*", help="option overrides, e.g. min_gain=0.1 window=20")
+    args, extra = parser.parse_known_args(argv)  # options may come before or after the flags
+    options: dict = {}
+    for item in [*args.options, *extra]:
+        key, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"expected key=value, got {item!r}")
+        options[key] = (
+            json.loads(value) if value[:1] in "0123456789-[{" or value in ("true", "false") else value
+        )
+    if args.arms:
+        options["arms"] = [a.strip() for a in args.arms.split(",") if a.strip()]
+    if args.baseline:
+        options["baseline"] = args.baseline
+    try:
+        md = build_readiness(args.study, **options)
+    except (FileNotFoundError, ValueError) as exc:  # bad folder, bad option, unreadable metrics: say which
+        print(f"octo readiness: {exc}", file=sys.stderr)
+        return 2
+    print(md.read_text())
+    print(f"written: {md} (+ .csv .json .html, plots/)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
