@@ -36,7 +36,12 @@ class ReadinessOptions(StrictModel):
     arms: list[str] | None = Field(None, description="row order (default: baseline first, then sorted)")
     baseline: str = Field("base", description="the arm that is the base model (first row, plotted black)")
     window: int = Field(
-        10, gt=0, description="RL steps averaged for start/final values (at most a fifth of the run)"
+        20, gt=0, description="RL steps averaged for start/final/peak values (at most a fifth of the run)"
+    )
+    noise_z: float = Field(
+        2.0,
+        ge=0,
+        description="a gain or a drop must also exceed this many standard errors of the window means",
     )
     plot_task: str | None = Field(
         None, description="<suite>/<task> of the dashed base lines (default: first few-shot)"
@@ -114,6 +119,14 @@ def rl_summary(rows: list[dict], options: ReadinessOptions) -> dict:
             rl_peak_step=steps[peak_i] if smooth[peak_i] >= start else steps[0],
             rl_gain=final - start,
         )
+        # Binomial standard error of a window mean: p(1-p) over the completions the window averages.
+        _, sizes = series(rows, "completions")
+        if sizes:
+            per_step = sum(sizes) / len(sizes)
+            out["rl_acc_se"] = {
+                name: math.sqrt(max(p * (1 - p), 0.0) / (w * per_step))
+                for name, p in (("start", start), ("final", final), ("peak", out["rl_acc_peak"]))
+            }
     for key, name in (("response_len_mean", "len"), ("correct_len_mean", "correct_len")):
         _, values = series(rows, key)
         if values:
@@ -148,9 +161,12 @@ def verdict(summary: dict, options: ReadinessOptions) -> tuple[str, str]:
     1. no RL accuracy                                       -> "n/a"
     2. unstable, collapse: accuracy rose to a peak at least ``min_gain`` above the start, then fell back by
        at least max(``collapse_abs``, ``collapse_frac`` x the rise)
+    (every difference must also exceed ``noise_z`` standard errors of the window means, where the RL metrics
+    say how many completions each step scored)
     3. unstable, runaway length: final/start mean length >= ``runaway_len_ratio`` and the final clip ratio
        >= ``runaway_clip``
-    4. not ready, no gain: final - start < ``min_gain``
+    4. not ready, no learning signal: no gain, and more than ``max_zero_std`` of the groups had no reward variance
+       not ready, no gain: final - start < ``min_gain`` (or within noise)
     5. not ready, pathologies: final clip > ``max_clip``, repetition > ``max_repetition``, multi-boxed >
        ``max_multi_boxed`` or zero-variance groups > ``max_zero_std``
     6. ready
@@ -159,7 +175,15 @@ def verdict(summary: dict, options: ReadinessOptions) -> tuple[str, str]:
         return "n/a", "no RL run" if not summary.get("rl_steps") else "the RL metrics have no accuracy column"
     start, final, peak = summary["rl_acc_start"], summary["rl_acc_final"], summary["rl_acc_peak"]
     rise, drop = peak - start, peak - final
-    if rise >= options.min_gain and drop >= max(options.collapse_abs, options.collapse_frac * rise):
+    se = summary.get("rl_acc_se") or {}
+    # Differences smaller than noise_z standard errors of the two window means are noise, not signal.
+    noise = {
+        pair: options.noise_z * math.hypot(se.get(pair[0], 0.0), se.get(pair[1], 0.0))
+        for pair in (("start", "peak"), ("peak", "final"), ("start", "final"))
+    }
+    if rise >= max(options.min_gain, noise["start", "peak"]) and drop >= max(
+        options.collapse_abs, options.collapse_frac * rise, noise["peak", "final"]
+    ):
         return "unstable", (
             f"collapse: accuracy peaked at {peak:.2f} (step {summary['rl_peak_step']:.0f}) and fell to {final:.2f}"
         )
@@ -172,10 +196,16 @@ def verdict(summary: dict, options: ReadinessOptions) -> tuple[str, str]:
                 f"{clip:.0%} of responses at the limit"
             )
     gain = final - start
-    if gain < options.min_gain:
+    needed = max(options.min_gain, noise["start", "final"])
+    zero_std = summary.get("zero_std_final")
+    if gain < needed and zero_std is not None and zero_std > options.max_zero_std:
+        return "not ready", (
+            f"no learning signal: {zero_std:.0%} of groups without reward variance, accuracy {start:.2f} -> {final:.2f}"
+        )
+    if gain < needed:
         return (
             "not ready",
-            f"no gain: accuracy {start:.2f} -> {final:.2f} ({gain:+.2f} < {options.min_gain:+.2f})",
+            f"no gain: accuracy {start:.2f} -> {final:.2f} ({gain:+.2f} < {needed:+.2f})",
         )
     problems = []
     for key, limit, label in (
@@ -186,7 +216,6 @@ def verdict(summary: dict, options: ReadinessOptions) -> tuple[str, str]:
         value = summary.get(key)
         if value is not None and value > limit:
             problems.append(f"{value:.0%} of responses {label}")
-    zero_std = summary.get("zero_std_final")
     if zero_std is not None and zero_std > options.max_zero_std:
         problems.append(f"{zero_std:.0%} of groups without reward variance")
     if problems:

@@ -51,16 +51,18 @@ COLLAPSE = rl_rows(
 )
 RUNAWAY = rl_rows(lambda i: 0.05 + 0.1 * i / STEPS, lambda i: 40 + 1.5 * i, clip=lambda i: min(0.9, i / 100))
 NO_GAIN = rl_rows(lambda i: 0.02 + 0.01 * (i % 2), lambda i: 44.0, clip=lambda i: 0.8, zero_std=lambda i: 0.9)
+NO_SIGNAL = rl_rows(lambda i: 0.0, lambda i: 45.0, clip=lambda i: 0.8, zero_std=lambda i: 1.0)
 REPETITIVE = rl_rows(lambda i: 0.1 + 0.2 * i / STEPS, lambda i: 30.0, repetition=lambda i: 0.6)
 
 
 @pytest.mark.parametrize(
     "rows, expected, words",
     [
-        (HEALTHY, "ready", ["0.16 -> 0.26", "+0.11"]),
+        (HEALTHY, "ready", ["0.16 -> 0.26", "+0.10"]),
         (COLLAPSE, "unstable", ["collapse", "peaked"]),
         (RUNAWAY, "unstable", ["runaway length", "at the limit"]),
         (NO_GAIN, "not ready", ["no gain"]),
+        (NO_SIGNAL, "not ready", ["no learning signal", "100% of groups"]),
         (REPETITIVE, "not ready", ["repetitive"]),
         ([], "n/a", ["no RL run"]),
     ],
@@ -72,6 +74,28 @@ def test_verdict_rules(rows, expected, words):
     assert got == expected, reason
     for word in words:
         assert word in reason
+
+
+def test_sampling_noise_is_not_a_collapse_or_a_gain():
+    """A flat run whose per-step accuracy is a binomial sample of 32 completions: peaks and dips are noise."""
+    import random
+
+    rng = random.Random(0)
+    noisy = rl_rows(lambda i: sum(rng.random() < 0.2 for _ in range(32)) / 32, lambda i: 20.0)
+    for row in noisy:
+        row["completions"] = 32
+    options = ReadinessOptions()
+    summary = rl_summary(noisy, options)
+    got, reason = verdict(summary, options)
+    assert got == "not ready" and "no gain" in reason, reason
+    assert summary["rl_acc_se"]["start"] == pytest.approx(math.sqrt(0.2 * 0.8 / (20 * 32)), abs=0.01)
+    # a real rise well above the noise is still read as a gain
+    rising = rl_rows(lambda i: 0.1 + 0.3 * i / STEPS, lambda i: 20.0)
+    for row in rising:
+        row["completions"] = 32
+    assert verdict(rl_summary(rising, options), options)[0] == "ready"
+    plain = [{k: v for k, v in row.items() if k != "completions"} for row in noisy]
+    assert "rl_acc_se" not in rl_summary(plain, options)  # no completion counts: no noise estimate
 
 
 def test_rl_summary_windows_and_peak():

@@ -1,0 +1,125 @@
+"""The dry run's compute estimate: tokens and FLOPs per step, and a time at the configured device rate.
+
+Training costs 6 N FLOPs per token, generation 2 N (N = parameters; attention and prompt tokens are left
+out, so these are lower bounds for long sequences). Time = FLOPs / (devices x peak x utilisation).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from octo.config import load_raw
+
+
+@dataclass
+class Estimate:
+    tokens: float = 0.0  # tokens trained on or generated
+    flops: float = 0.0
+    note: str = ""
+
+    def seconds(self, compute) -> float:
+        return self.flops / (compute.devices * compute.peak_flops * compute.utilisation)
+
+
+def llama_params(
+    hidden: int, layers: int, heads: int, kv_heads: int, ffn: int, vocab: int, tied: bool
+) -> int:
+    head_dim = hidden // heads
+    attention = hidden * heads * head_dim * 2 + hidden * kv_heads * head_dim * 2  # q, o + k, v
+    block = attention + 3 * hidden * ffn + 2 * hidden
+    return vocab * hidden * (1 if tied else 2) + layers * block + hidden
+
+
+def params_from_hf_config(config: dict[str, Any]) -> int:
+    return llama_params(
+        config["hidden_size"], config["num_hidden_layers"], config["num_attention_heads"],
+        config.get("num_key_value_heads") or config["num_attention_heads"], config["intermediate_size"],
+        config["vocab_size"], config.get("tie_word_embeddings", False),
+    )  # fmt: skip
+
+
+def base_params(study) -> float | None:
+    """Parameters of the study's models (every arm shares the base's architecture)."""
+    if "base" in study.compute.params:
+        return study.compute.params["base"]
+    if study.base.pretrain is not None:
+        tiny = (load_raw(study.base.pretrain.recipe, study.base.pretrain.overrides).get("model") or {}).get(
+            "tiny"
+        )
+        if tiny:
+            shape = {"hidden_size": 128, "num_layers": 2, "num_heads": 2, "intermediate_size": 336,
+                     "tie_word_embeddings": True, **(tiny.get("model") or {})}  # fmt: skip
+            return llama_params(shape["hidden_size"], shape["num_layers"], shape["num_heads"],
+                                shape.get("num_kv_heads") or shape["num_heads"], shape["intermediate_size"],
+                                study.tokenizer.vocab_size, shape["tie_word_embeddings"])  # fmt: skip
+    model = study.base.model or ""
+    if model.startswith("smollm2"):
+        return 134_515_008
+    config = Path(model) / "config.json"
+    if config.is_file():
+        return params_from_hf_config(json.loads(config.read_text()))
+    return None
+
+
+def corpus(study, name: str) -> Estimate:
+    from pipelines.build import dry_run
+    from study.runner import corpus_recipe
+
+    recipe = corpus_recipe(study, name, None)
+    stages = dry_run(recipe)  # validates the recipe, its sources and models without building anything
+    kinds = ", ".join(f"{s.type}:{s.name}" for s in recipe.sources)
+    return Estimate(note=f"{len(stages)} datatrove stages; sources {kinds}")
+
+
+def midtrain(study, arm: str, entry) -> Estimate:
+    from study.runner import midtrain_config
+
+    config = midtrain_config(study, arm, entry, start="<base>")
+    tokens = sum(stage.tokens for stage in config.data.stages.values())
+    n = base_params(study)
+    return Estimate(
+        tokens,
+        6 * n * tokens if n else 0.0,
+        f"{tokens / 1e6:,.1f}M tokens, seq {config.data.sequence_length}",
+    )
+
+
+def rl(study, model: str) -> Estimate:
+    from study.runner import rl_config
+
+    t = rl_config(study, model).trainer
+    generated = sum(
+        t.prompts_per_step * t.num_generations * t.max_completion_at(step) for step in range(1, t.steps + 1)
+    )
+    n = base_params(study)
+    flops = (2 + 6 * t.num_iterations) * n * generated if n else 0.0
+    return Estimate(generated, flops, f"{t.steps} steps x {t.prompts_per_step} prompts x {t.num_generations} rollouts, "
+                                      f"<= {generated / 1e6:,.2f}M generated tokens")  # fmt: skip
+
+
+def evaluation(study, model: str, suite_path: str) -> Estimate:
+    import eval as evaluation
+    from eval.config import selected_tasks
+    from octo.assets import benchmark_items
+
+    suite = evaluation.load_suite(suite_path, study.eval.overrides)
+    items = generated = 0
+    for task in selected_tasks(suite):
+        if task.source == "benchmark":
+            count = len(benchmark_items(task.benchmark or task.name))
+        elif task.source == "gsm8k_offline":
+            count = 100
+        else:
+            count = task.size or 0  # jsonl tasks: unknown until read
+        count = min(count, task.max_items or suite.max_items or count)
+        items += count
+        generated += count * suite.generation.n * (task.max_new_tokens or suite.generation.max_new_tokens)
+    n = base_params(study)
+    return Estimate(
+        generated,
+        2 * n * generated if n else 0.0,
+        f"{items} items, <= {generated / 1e6:,.2f}M generated tokens",
+    )

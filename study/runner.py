@@ -1,0 +1,295 @@
+"""Run a study end to end: corpora -> tokenizer -> base -> mid-training arms -> evaluation -> RL -> evaluation
+-> readiness table.
+
+The runner only connects the stages: each step calls one stage's public function with a config whose paths
+point into the study folder, and each stage writes its own outputs and manifest there. A step whose outputs
+are complete for the same config is skipped by the stage itself (the runner reports it as cached), so a killed
+study started again resumes where it stopped. Everything runs in this one process: a fresh interpreter per
+stage would spend 5-10 s on imports each time.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from octo.config import load_raw, parse_config
+from octo.jsonl import read_jsonl
+from octo.manifest import is_complete, read_manifest, write_manifest
+from study.config import ArmEntry, MidtrainEntry, StudyConfig
+from study.estimate import Estimate
+
+
+@dataclass
+class Step:
+    """One unit of work: a stage call that leaves a folder with a manifest."""
+
+    name: str
+    out: Path
+    run: Callable[[], Any]
+    estimate: Estimate = field(default_factory=Estimate)
+    stage: str = ""
+
+
+def log(message: str) -> None:
+    print(f"[study {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# ----------------------------------------------------------------------------------------------- corpora
+def corpus_recipe(study: StudyConfig, name: str, tokenizer: Path | None):
+    from pipelines.recipe import load_recipe
+
+    entry = study.corpora[name]
+    overrides = [*entry.overrides, f"output_dir={study.corpus_dir(name)}"]
+    if tokenizer is not None:
+        overrides.append(f"tokenize.tokenizer={tokenizer}")
+    return load_recipe(entry.recipe, overrides)
+
+
+def build_corpus(study: StudyConfig, name: str, tokenizer: Path | None) -> Path:
+    from pipelines.build import build
+
+    return build(corpus_recipe(study, name, tokenizer))
+
+
+def train_tokenizer(study: StudyConfig) -> Path:
+    """Train the study's BPE on a seeded sample of each corpus's documents (skipped when already trained)."""
+    from octo.tiny import train_bpe_tokenizer
+
+    out = study.tokenizer_dir()
+    config = study.tokenizer.model_dump(mode="json")
+    if is_complete(out, config):
+        return out
+    started = time.time()
+    rng = random.Random(0)
+    texts: list[str] = []
+    counts = {}
+    for corpus, n in study.tokenizer.train_docs.items():
+        docs = [
+            row["text"]
+            for f in sorted((study.corpus_dir(corpus) / "docs").glob("*.jsonl.gz"))
+            for row in read_jsonl(f)
+        ]
+        if not docs:
+            raise FileNotFoundError(
+                f"tokenizer.train_docs: corpus '{corpus}' has no documents under {study.corpus_dir(corpus)}/docs"
+            )
+        sample = rng.sample(docs, min(n, len(docs)))
+        texts += sample
+        counts[corpus] = len(sample)
+    train_bpe_tokenizer(texts, out, vocab_size=study.tokenizer.vocab_size)
+    inputs = {c: study.corpus_dir(c) / "docs" for c in counts}
+    write_manifest(out, stage="tokenizer", config=config, inputs=inputs, counts=counts, started=started)
+    return out
+
+
+def docs_step_tokenizer(study: StudyConfig) -> Path | None:
+    """The tokenizer a corpus's first build uses: none while the study's own tokenizer is not trained yet.
+
+    Once it is (a resumed study), the same tokenizer is passed again, so the corpus build finds its
+    tokens complete instead of dropping them."""
+    if study.tokenizer.path is not None:
+        return tokenizer_path(study)
+    return study.tokenizer_dir() if is_complete(study.tokenizer_dir()) else None
+
+
+def tokenizer_path(study: StudyConfig) -> Path:
+    if study.tokenizer.path:
+        from octo.tiny import resolve_tokenizer
+
+        return resolve_tokenizer(study.tokenizer.path)
+    return study.tokenizer_dir()
+
+
+# ------------------------------------------------------------------------------------------ mid-training
+def midtrain_config(study: StudyConfig, arm: str, entry: MidtrainEntry, start: str | None):
+    """The arm's midtrain config: the recipe with the study's paths (output, base, corpora) filled in."""
+    from midtrain.config import MidtrainConfig
+
+    data = load_raw(entry.recipe, entry.overrides)
+    data["output_dir"] = str(study.midtrain_dir(arm))
+    model = data.setdefault("model", {})
+    if model.get("tiny") is not None:
+        model["tiny"]["tokenizer"] = str(tokenizer_path(study))
+    elif start is not None:
+        model["base"] = start
+    if isinstance(entry, ArmEntry) and entry.branch:
+        data["branch"] = {**(data.get("branch") or {}), "from_run": str(study.midtrain_dir(entry.start_from))}
+    stages = data["data"]["stages"]
+    if entry.mixture is not None or entry.tokens is not None:
+        if len(stages) != 1:
+            raise ValueError(
+                f"{entry.recipe}: 'mixture'/'tokens' in a study need a recipe with one data stage"
+            )
+        stage = next(iter(stages.values()))
+        if entry.tokens is not None:
+            stage["tokens"] = entry.tokens
+        if entry.mixture is not None:
+            stage["mixture"] = {
+                corpus: {"path": str(study.corpus_dir(corpus) / "tokens"), "weight": weight}
+                for corpus, weight in entry.mixture.items()
+            }
+    return parse_config(data, MidtrainConfig, source=f"{entry.recipe} (study arm '{arm}')")
+
+
+def model_path(study: StudyConfig, name: str) -> str:
+    """The checkpoint of a model of the study: 'base', an arm, or '<arm>-rl'."""
+    if name.endswith("-rl"):
+        return str(study.rl_dir(name[:-3]) / "final")
+    if name == "base" and study.base.model is not None:
+        return study.base.model
+    return str(study.midtrain_dir(name) / "final")
+
+
+def run_midtrain(study: StudyConfig, arm: str, entry: MidtrainEntry, start: str | None) -> Path:
+    import midtrain
+
+    config = midtrain_config(study, arm, entry, start)
+    if study.engine == "nanotron":
+        from midtrain.nanotron_config import generate
+
+        final = Path(config.output_dir) / "final"
+        if not final.exists():
+            files = generate(config, launch=True)
+            raise SystemExit(
+                f"[study] {arm}: nanotron configs and launch scripts written ({', '.join(map(str, files))}). "
+                f"Run them on the cluster, convert the last checkpoint to {final} with `octo midtrain convert`, "
+                "then run the study again: it continues from there."
+            )
+        return final
+    return midtrain.run(config)
+
+
+# -------------------------------------------------------------------------------------- RL and evaluation
+def rl_config(study: StudyConfig, arm: str):
+    import rl
+
+    overrides = [*study.rl.overrides, f"model={model_path(study, arm)}", f"output_dir={study.rl_dir(arm)}"]
+    return rl.load(study.rl.config, overrides)
+
+
+def run_rl(study: StudyConfig, arm: str) -> Path:
+    import rl
+
+    return rl.run(rl_config(study, arm))
+
+
+def suite_name(path: str) -> str:
+    return Path(path).stem
+
+
+def run_eval(study: StudyConfig, model: str, suite_path: str) -> dict:
+    import eval as evaluation
+
+    suite = evaluation.load_suite(suite_path, study.eval.overrides)
+    return evaluation.run(suite, model_path(study, model), study.eval_dir(model, suite_name(suite_path)))
+
+
+def run_readiness(study: StudyConfig) -> Path:
+    import eval as evaluation
+
+    options = {"arms": ["base", *study.arms], **study.readiness}  # rows in the study's order
+    return evaluation.build_readiness(study.root, **options)
+
+
+# -------------------------------------------------------------------------------------------- the plan
+def plan(study: StudyConfig) -> list[Step]:
+    from study import estimate as est
+
+    steps: list[Step] = []
+    tokenizing = study.tokenizer.path is None
+    for name in study.corpora:
+        label = "documents" if tokenizing else "documents + tokens"
+        steps.append(Step(f"corpus {name}: {label}", study.corpus_dir(name),
+                          lambda n=name: build_corpus(study, n, docs_step_tokenizer(study)),
+                          est.corpus(study, name), "corpus"))  # fmt: skip
+    if tokenizing:
+        steps.append(
+            Step(
+                "tokenizer: train BPE",
+                study.tokenizer_dir(),
+                lambda: train_tokenizer(study),
+                stage="tokenizer",
+            )
+        )
+        for name in study.corpora:
+            steps.append(Step(f"corpus {name}: tokens", study.corpus_dir(name),
+                              lambda n=name: build_corpus(study, n, study.tokenizer_dir()), stage="corpus"))  # fmt: skip
+
+    def model_steps(model: str, rl: bool) -> None:
+        for suite in study.eval.before_rl:
+            steps.append(Step(f"eval {model} / {suite_name(suite)}", study.eval_dir(model, suite_name(suite)),
+                              lambda m=model, s=suite: run_eval(study, m, s), est.evaluation(study, model, suite), "eval"))  # fmt: skip
+        if not rl or study.rl is None:
+            return
+        steps.append(
+            Step(
+                f"rl {model}",
+                study.rl_dir(model),
+                lambda m=model: run_rl(study, m),
+                est.rl(study, model),
+                "rl",
+            )
+        )
+        for suite in study.eval.after_rl:
+            steps.append(Step(f"eval {model}-rl / {suite_name(suite)}", study.eval_dir(f"{model}-rl", suite_name(suite)),
+                              lambda m=f"{model}-rl", s=suite: run_eval(study, m, s), est.evaluation(study, f"{model}-rl", suite), "eval"))  # fmt: skip
+
+    if study.base.pretrain is not None:
+        steps.append(Step("midtrain base (pre-training)", study.midtrain_dir("base"),
+                          lambda: run_midtrain(study, "base", study.base.pretrain, None),
+                          est.midtrain(study, "base", study.base.pretrain), "midtrain"))  # fmt: skip
+    model_steps("base", bool(study.rl and study.rl.on_base))
+    for arm, entry in study.arms.items():
+        steps.append(Step(f"midtrain {arm}", study.midtrain_dir(arm),
+                          lambda a=arm, e=entry: run_midtrain(study, a, e, model_path(study, e.start_from)),
+                          est.midtrain(study, arm, entry), "midtrain"))  # fmt: skip
+        model_steps(arm, entry.rl)
+    if study.eval.before_rl or study.rl is not None:
+        steps.append(Step("readiness table", study.root, lambda: run_readiness(study), stage="readiness"))
+    return steps
+
+
+def _stamp(out: Path) -> str | None:
+    manifest = read_manifest(out)
+    return json.dumps([manifest.get("status"), manifest.get("created")]) if manifest else None
+
+
+def run(study: StudyConfig) -> Path:
+    """Run (or resume) every step of the study, with progress and a timing summary; returns the study folder."""
+    study.root.mkdir(parents=True, exist_ok=True)
+    steps = plan(study)
+    started = time.time()
+    timings: list[dict] = []
+    write_manifest(study.root / "study", stage="study", config=study, started=started, status="running")
+    for i, step in enumerate(steps, 1):
+        before = _stamp(step.out) if step.stage != "readiness" else None
+        log(f"[{i}/{len(steps)}] {step.name}")
+        t0 = time.time()
+        step.run()
+        seconds = time.time() - t0
+        cached = before is not None and before == _stamp(step.out) and json.loads(before)[0] == "complete"
+        timings.append(
+            {"step": step.name, "stage": step.stage, "seconds": round(seconds, 2), "cached": cached}
+        )
+        log(
+            f"[{i}/{len(steps)}] {step.name}: {'cached (already complete)' if cached else 'done'} in {seconds:.1f}s"
+        )
+        write_manifest(study.root / "study", stage="study", config=study, started=started, status="running",
+                       counts={"steps": len(steps), "done": i}, extra={"timings": timings})  # fmt: skip
+    total = time.time() - started
+    write_manifest(study.root / "study", stage="study", config=study, started=started,
+                   counts={"steps": len(steps), "done": len(steps)}, extra={"timings": timings})  # fmt: skip
+    by_stage: dict[str, float] = {}
+    for t in timings:
+        by_stage[t["stage"]] = by_stage.get(t["stage"], 0.0) + t["seconds"]
+    log(
+        f"study '{study.name}' finished in {total / 60:.1f} min: "
+        + ", ".join(f"{k} {v:.0f}s" for k, v in by_stage.items())
+    )
+    return study.root
