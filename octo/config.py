@@ -70,9 +70,13 @@ def load_raw(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> d
     for item in overrides:
         if "=" not in item or item.startswith("="):
             raise ConfigError(f"override {item!r}: expected key.sub=value")
+    for item in overrides:
+        key, _, text = item.partition("=")
+        try:  # OmegaConf.update reaches list items too (sources.0.size=100)
+            OmegaConf.update(conf, key.strip(), yaml.safe_load(text) if text.strip() else None, merge=True)
+        except (yaml.YAMLError, OmegaConfBaseException) as exc:
+            raise ConfigError(f"{path}: override {item!r}: {exc}") from exc
     try:
-        if overrides:
-            conf = OmegaConf.merge(conf, OmegaConf.from_dotlist(list(overrides)))
         return OmegaConf.to_container(conf, resolve=True)  # type: ignore[return-value]
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None)

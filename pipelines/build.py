@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from octo.config import ConfigError
-from octo.manifest import PROJECT_ROOT, hash_path, write_manifest
+from octo.manifest import PROJECT_ROOT, hash_path, read_manifest, write_manifest
 from pipelines.recipe import OFFLINE_TYPES, CorpusRecipe, check_exists, resolve_path
 from pipelines.sources import Formatter
 
@@ -763,6 +763,12 @@ def build(recipe: CorpusRecipe, executor: str = "local", wait: bool = True) -> P
     ensure_models(recipe)
     tasks = getattr(recipe.executor, executor).tasks
     prints = fingerprints(recipe, tasks)
+    done = read_manifest(out)
+    if done and done.get("status") == "complete" and done.get("fingerprints") == prints:
+        log(
+            recipe, f"already complete for this recipe -> {out}"
+        )  # leave the folder and its manifest as they are
+        return out
     status = prepare_output(recipe, out, prints)
     stages = plan(recipe, tasks)
     log(recipe, f"{status} build with the {executor} executor: {len(stages)} stages -> {out}")

@@ -86,6 +86,12 @@ def run(cfg: RLConfig, callbacks=()) -> Path:
     """Run GRPO as configured; returns the ``final/`` model folder."""
     if not cfg.model:
         raise ConfigError("RL config: 'model' is not set (give --model PATH or model=PATH)")
+    if not Path(cfg.model).is_dir() and (
+        os.environ.get("HF_HUB_OFFLINE") == "1" or cfg.model.startswith(("/", "."))
+    ):
+        raise ConfigError(
+            f"RL config: model {cfg.model} is not a checkpoint folder (a hub id needs hub access)"
+        )
     check_names(cfg.reward.funcs)
     out = Path(cfg.output_dir)
     final = out / FINAL

@@ -66,7 +66,11 @@ def main(argv: list[str]) -> int:
     p.add_argument(
         "--dry-run", action="store_true", help="print the plan and the compute estimate; run nothing"
     )
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)  # overrides may also come after --dry-run
+    unknown = [x for x in extra if x.startswith("-") or "=" not in x]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.overrides += extra
     study = load(args.config, args.overrides)
     if args.dry_run:
         print(describe(study))

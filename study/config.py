@@ -8,15 +8,26 @@ on its own.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from octo.config import StrictModel, load_config
+from octo.manifest import PROJECT_ROOT
+
+
+def _recipe_path(path: str) -> str:
+    """A recipe path as written, or under the project root when it is not there (octo run from elsewhere)."""
+    if Path(path).exists() or Path(path).is_absolute() or not (PROJECT_ROOT / path).exists():
+        return path
+    return str(PROJECT_ROOT / path)
+
+
+Recipe = Annotated[str, AfterValidator(_recipe_path)]
 
 
 class CorpusEntry(StrictModel):
-    recipe: str = Field(description="configs/corpus/<x>.yaml")
+    recipe: Recipe = Field(description="configs/corpus/<x>.yaml")
     overrides: list[str] = Field(default_factory=list, description="dotted overrides for the recipe")
 
 
@@ -41,7 +52,7 @@ class TokenizerEntry(StrictModel):
 class MidtrainEntry(StrictModel):
     """A mid-training run: a recipe, the corpora it mixes (corpus name -> weight) and extra overrides."""
 
-    recipe: str = Field(description="configs/midtrain/<x>.yaml")
+    recipe: Recipe = Field(description="configs/midtrain/<x>.yaml")
     mixture: dict[str, float] | None = Field(
         None, description="corpus -> weight; replaces the recipe's mixture (recipes with one data stage)"
     )
@@ -75,14 +86,14 @@ class ArmEntry(MidtrainEntry):
 
 
 class RLEntry(StrictModel):
-    config: str = Field(description="configs/rl/<x>.yaml")
+    config: Recipe = Field(description="configs/rl/<x>.yaml")
     overrides: list[str] = Field(default_factory=list)
     on_base: bool = Field(True, description="also run RL straight from the base model (the 'base' row)")
 
 
 class EvalEntry(StrictModel):
-    before_rl: list[str] = Field(default_factory=list, description="suites for every checkpoint before RL")
-    after_rl: list[str] = Field(default_factory=list, description="suites for every checkpoint after RL")
+    before_rl: list[Recipe] = Field(default_factory=list, description="suites for every checkpoint before RL")
+    after_rl: list[Recipe] = Field(default_factory=list, description="suites for every checkpoint after RL")
     overrides: list[str] = Field(default_factory=list, description="applied to every suite")
 
 

@@ -1,36 +1,34 @@
-"""``octo demo`` / ``make demo``: the miniature study on CPU.
+"""``octo demo`` (what ``make demo`` runs): the miniature OctoThinker study on CPU, end to end.
 
-Foundation stage: until the study runner lands, the demo prepares what every later stage builds on —
-the offline assets, a tokenizer trained on real Wikipedia text, and the tiny Llama base — under runs/demo/.
+It runs ``configs/studies/demo.yaml`` (corpora -> tokenizer -> tiny Llama base -> four mid-training arms ->
+evaluation -> GRPO on the base and every arm -> evaluation -> readiness table) in this one process, then
+prints the readiness table. Started again, it resumes: finished steps are skipped.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
-from octo import assets
-from octo.assets_cli import main as assets_main
-from octo.config import load_config
-from octo.manifest import write_manifest
-from octo.tiny import TinyModelConfig, build_from_config, train_bpe_tokenizer
+from octo.manifest import PROJECT_ROOT
+from study.config import load
+from study.runner import run
+
+DEMO = PROJECT_ROOT / "configs" / "studies" / "demo.yaml"
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="octo demo", description=__doc__)
-    parser.add_argument("--out", default="runs/demo")
+    parser.add_argument(
+        "overrides", nargs="*", help="key.sub=value overrides of the study (e.g. out_dir=runs/demo2)"
+    )
     args = parser.parse_args(argv)
-    out = Path(args.out)
-    start = time.time()
-    print("[demo] checking offline assets")
-    if assets_main(["check"]) != 0:
-        return 1
-    print("[demo] training the tokenizer on Wikipedia leads")
-    texts = [r["extract"] for r in assets.wiki_summaries()]
-    tok = train_bpe_tokenizer(texts, out / "tokenizer", vocab_size=3072)
-    config = load_config("configs/models/tiny_demo.yaml", TinyModelConfig, [f"tokenizer={tok}"])
-    model = build_from_config(config, out / "base-init")
-    write_manifest(out, stage="demo", config=config, counts={"tokenizer_texts": len(texts)}, started=start)
-    print(f"[demo] tokenizer: {tok}\n[demo] tiny Llama: {model}\n[demo] done in {time.time() - start:.0f}s")
+    started = time.time()
+    study = load(DEMO, args.overrides)
+    root = run(study)
+    print()
+    print((root / "readiness.md").read_text().split("## Plots")[0].rstrip())
+    print(
+        f"\nDemo finished in {(time.time() - started) / 60:.1f} min. Table with plots: {root / 'readiness.html'}"
+    )
     return 0

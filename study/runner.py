@@ -114,13 +114,20 @@ def midtrain_config(study: StudyConfig, arm: str, entry: MidtrainEntry, start: s
     data = load_raw(entry.recipe, entry.overrides)
     data["output_dir"] = str(study.midtrain_dir(arm))
     model = data.setdefault("model", {})
+    branch = isinstance(entry, ArmEntry) and entry.branch
     if model.get("tiny") is not None:
         model["tiny"]["tokenizer"] = str(tokenizer_path(study))
+    elif (
+        branch
+    ):  # weights, optimizer and data position come from the parent run; model.base names the architecture
+        data["branch"] = {**(data.get("branch") or {}), "from_run": str(study.midtrain_dir(entry.start_from))}
     elif start is not None:
         model["base"] = start
-    if isinstance(entry, ArmEntry) and entry.branch:
-        data["branch"] = {**(data.get("branch") or {}), "from_run": str(study.midtrain_dir(entry.start_from))}
     stages = data["data"]["stages"]
+    for stage in stages.values():  # sources named like a study corpus read that corpus's shards
+        for name, source in (stage.get("mixture") or {}).items():
+            if name in study.corpora:
+                source["path"] = str(study.corpus_dir(name) / "tokens")
     if entry.mixture is not None or entry.tokens is not None:
         if len(stages) != 1:
             raise ValueError(
@@ -142,6 +149,13 @@ def model_path(study: StudyConfig, name: str) -> str:
     if name.endswith("-rl"):
         return str(study.rl_dir(name[:-3]) / "final")
     if name == "base" and study.base.model is not None:
+        if study.base.model.startswith(
+            "smollm2"
+        ):  # the offline SmolLM2-135M ('smollm2:N': its first N layers)
+            from octo.assets import smollm2_path
+
+            layers = study.base.model.partition(":")[2]
+            return str(smollm2_path(int(layers) if layers else None))
         return study.base.model
     return str(study.midtrain_dir(name) / "final")
 

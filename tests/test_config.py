@@ -50,6 +50,15 @@ def test_dotted_overrides_apply_and_interpolate(tmp_path):
     assert cfg.out_dir == "runs/other/rl"  # the reference follows the override
 
 
+def test_overrides_reach_list_items(tmp_path):
+    cfg = load_config(write(tmp_path, GOOD), Run, ["tags.1=z", "tags=[x, y, w]"])
+    assert cfg.tags == ["x", "y", "w"]
+    cfg = load_config(write(tmp_path, GOOD), Run, ["tags.1=z"])
+    assert cfg.tags == ["a", "z"]
+    with pytest.raises(ConfigError, match="tags.5=z"):
+        load_config(write(tmp_path, GOOD), Run, ["tags.5=z"])
+
+
 def test_env_interpolation(tmp_path, monkeypatch):
     monkeypatch.setenv("OCTO_TEST_OUT", "/scratch/x")
     cfg = load_config(write(tmp_path, GOOD.replace("runs/${name}/rl", "${oc.env:OCTO_TEST_OUT}")), Run)
