@@ -1,4 +1,7 @@
-"""``octo study run configs/studies/<x>.yaml [--dry-run] [key.sub=value ...]``: a whole study end to end."""
+"""``octo study run configs/studies/<x>.yaml [--dry-run] [key.sub=value ...]``: a whole study end to end.
+
+``octo study seeds DIR...``: one study run with several seeds, as mean ± sd per arm.
+"""
 
 from __future__ import annotations
 
@@ -56,6 +59,10 @@ def describe(study) -> str:
 
 
 def main(argv: list[str]) -> int:
+    if argv and argv[0] == "seeds":
+        from study.seeds import main as seeds
+
+        return seeds(argv[1:])
     parser = argparse.ArgumentParser(prog="octo study", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser(
@@ -63,6 +70,9 @@ def main(argv: list[str]) -> int:
     )
     p.add_argument("config")
     p.add_argument("overrides", nargs="*", help="key.sub=value")
+    sub.add_parser(
+        "seeds", help="mean ± sd of the readiness numbers of one study run with several seeds (DIR...)"
+    )
     p.add_argument(
         "--dry-run", action="store_true", help="print the plan and the compute estimate; run nothing"
     )

@@ -113,6 +113,11 @@ class StudyConfig(StrictModel):
     name: str
     out_dir: str
     description: str = ""
+    seed: int = Field(
+        0,
+        ge=0,
+        description="added to the seeds of mid-training (init, data order) and RL; evaluation items stay fixed",
+    )
     engine: Literal["local", "nanotron"] = Field(
         "local", description="mid-training engine: the embedded loop, or nanotron configs + launch scripts"
     )

@@ -113,10 +113,12 @@ def midtrain_config(study: StudyConfig, arm: str, entry: MidtrainEntry, start: s
 
     data = load_raw(entry.recipe, entry.overrides)
     data["output_dir"] = str(study.midtrain_dir(arm))
+    data["seed"] = data.get("seed", 0) + study.seed
     model = data.setdefault("model", {})
     branch = isinstance(entry, ArmEntry) and entry.branch
     if model.get("tiny") is not None:
         model["tiny"]["tokenizer"] = str(tokenizer_path(study))
+        model["tiny"]["seed"] = model["tiny"].get("seed", 0) + study.seed
     elif (
         branch
     ):  # weights, optimizer and data position come from the parent run; model.base names the architecture
@@ -184,7 +186,9 @@ def rl_config(study: StudyConfig, arm: str):
     import rl
 
     overrides = [*study.rl.overrides, f"model={model_path(study, arm)}", f"output_dir={study.rl_dir(arm)}"]
-    return rl.load(study.rl.config, overrides)
+    config = rl.load(study.rl.config, overrides)
+    config.seed += study.seed
+    return config
 
 
 def run_rl(study: StudyConfig, arm: str) -> Path:

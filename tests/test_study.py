@@ -199,3 +199,30 @@ def test_reduced_smollm2_study_runs(tmp_path, benchmarks_root):
         assert set(results["tasks"]) == {"gsm8k", "math500", "arith"}
     table = (root / "readiness.md").read_text()
     assert "mathqa_instr" in table and "base" in table
+
+
+def test_study_seed_shifts_training_seeds_not_evaluation(tmp_path):
+    study = load(PROJECT_ROOT / "configs/studies/demo.yaml", [f"out_dir={tmp_path}", "seed=3"])
+    base = midtrain_config(study, "base", study.base.pretrain, None)
+    assert base.seed == 3 and base.model.tiny.seed == 3  # init and data order
+    from study.runner import rl_config
+
+    assert rl_config(study, "mathqa").seed == 3
+    assert rl_config(load(PROJECT_ROOT / "configs/studies/demo.yaml"), "mathqa").seed == 0
+
+
+def test_seeds_table_is_mean_and_sd(tmp_path, capsys):
+    from study.seeds import main as seeds
+
+    for i, acc in enumerate((0.2, 0.4)):
+        folder = tmp_path / f"s{i}"
+        folder.mkdir()
+        row = {"arm": "qa", "verdict": "ready", "rl_acc_start": acc, "rl_acc_final": acc + 0.1,
+               "passk_pre/demo_sampled/arith/pass@1": acc, "passk_pre/demo_sampled/arith/pass@4": 0.9}  # fmt: skip
+        (folder / "readiness.json").write_text(json.dumps({"columns": list(row), "rows": [row]}))
+    assert seeds([str(tmp_path / "s0"), str(tmp_path / "s1"), "--out", str(tmp_path / "t.md")]) == 0
+    out = capsys.readouterr().out
+    assert "| qa | 0.30 ± 0.14 | 0.30 ± 0.14 | 0.40 ± 0.14 | ready x2 |" in out  # pass@1, not pass@4
+    assert (tmp_path / "t.md").read_text().strip() == out.strip()
+    with pytest.raises(SystemExit):
+        seeds([str(tmp_path)])  # no readiness.json there
