@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, field_validator, model_validator
 
-from octo.config import ConfigError, StrictModel, _key_lines, load_raw, parse_config
+from octo.config import ConfigError, StrictModel, key_lines, load_raw, parse_config
 
 PromptStyle = Literal["qa", "qa_boxed", "minerva", "mc", "orz", "custom"]
 MetricName = Literal["boxed", "boxed_lenient", "number", "latex", "letter"]
@@ -206,4 +206,4 @@ def load_suite(path: str | Path | SuiteConfig, overrides: list[str] | tuple[str,
     data = load_raw(path, [o for o in overrides if not o.startswith("tasks.")])
     for item in per_task:
         _set_task_field(data, item, str(path))
-    return parse_config(data, SuiteConfig, source=str(path), lines=_key_lines(path), overrides=overrides)
+    return parse_config(data, SuiteConfig, source=str(path), lines=key_lines(path), overrides=overrides)

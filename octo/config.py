@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-__all__ = ["ConfigError", "StrictModel", "load_config", "parse_config", "load_raw", "dump_config"]
+__all__ = ["ConfigError", "StrictModel", "load_config", "parse_config", "load_raw", "dump_config", "key_lines"]
 
 
 class ConfigError(ValueError):
@@ -32,7 +32,7 @@ class StrictModel(BaseModel):
 M = TypeVar("M", bound=BaseModel)
 
 
-def _key_lines(path: Path) -> dict[str, int]:
+def key_lines(path: Path) -> dict[str, int]:
     """Map each dotted key of a YAML file to its 1-based line, for error messages."""
     try:
         root = yaml.compose(path.read_text())
@@ -113,7 +113,7 @@ def load_config(path: str | Path, model: type[M], overrides: list[str] | tuple[s
     """Load ``path`` (YAML), apply ``key.sub=value`` overrides and validate into ``model``."""
     path = Path(path)
     data = load_raw(path, overrides)
-    return parse_config(data, model, source=str(path), lines=_key_lines(path), overrides=overrides)
+    return parse_config(data, model, source=str(path), lines=key_lines(path), overrides=overrides)
 
 
 def dump_config(config: BaseModel, path: str | Path) -> Path:
