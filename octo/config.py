@@ -16,7 +16,15 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-__all__ = ["ConfigError", "StrictModel", "load_config", "parse_config", "load_raw", "dump_config", "key_lines"]
+__all__ = [
+    "ConfigError",
+    "StrictModel",
+    "load_config",
+    "parse_config",
+    "load_raw",
+    "dump_config",
+    "key_lines",
+]
 
 
 class ConfigError(ValueError):
