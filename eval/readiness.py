@@ -205,7 +205,8 @@ def verdict(summary: dict, options: ReadinessOptions) -> tuple[str, str]:
     if gain < needed:
         return (
             "not ready",
-            f"no gain: accuracy {start:.2f} -> {final:.2f} ({gain:+.2f} < {needed:+.2f})",
+            # Three decimals: at two, a gain just under the bar reads "+0.05 < +0.05".
+            f"no gain: accuracy {start:.3f} -> {final:.3f} ({gain:+.3f}, needs {needed:+.3f})",
         )
     problems = []
     for key, limit, label in (
@@ -249,7 +250,14 @@ def discover_arms(study: Path, options: ReadinessOptions) -> list[str]:
         found |= {p.name.removesuffix(RL_SUFFIX) for p in (study / "eval").iterdir() if p.is_dir()}
     if options.arms:
         return list(options.arms)
-    return sorted(found, key=lambda a: (a != options.baseline, a))
+    # A folder made by `octo study run` keeps the study's arm order (its manifest lists the arms).
+    order = []
+    manifest = study / "study" / "manifest.json"
+    if manifest.is_file():
+        arms = (json.loads(manifest.read_text()).get("config") or {}).get("arms") or {}
+        order = [arm for arm in arms if arm in found]
+    rest = sorted(found - set(order), key=lambda a: (a != options.baseline, a))
+    return [a for a in rest if a == options.baseline] + order + [a for a in rest if a != options.baseline]
 
 
 def load_evals(study: Path) -> dict[str, dict[str, dict]]:

@@ -49,19 +49,28 @@ def aggregate(folders: list[Path]) -> str:
     columns = tables[0]["columns"]
     picked = {header: _pick(columns, prefix) for prefix, header in COLUMNS.items()}
     picked = {h: c for h, c in picked.items() if c}
+    # The RL effect on held-out sampled accuracy, paired within each seed: its spread is what says whether RL
+    # helped, and it is smaller than the spreads of the before and after columns.
+    paired = ("pass@1 before RL", "pass@1 after RL")
+    has_effect = all(h in picked for h in paired)
     arms = [row["arm"] for row in tables[0]["rows"]]
     lines = [
         f"Seeds: {len(folders)} ({', '.join(str(f) for f in folders)}); cells are mean ± sd over seeds.",
         "",
         "| arm | "
         + " | ".join(f"{h} ({c.split('/', 1)[-1]})" if "/" in c else h for h, c in picked.items())
+        + (" | RL effect on pass@1 (after - before)" if has_effect else "")
         + " | verdicts |",
-        "|---" * (len(picked) + 2) + "|",
+        "|---" * (len(picked) + 2 + has_effect) + "|",
     ]
     for arm in arms:
         rows = [next((r for r in t["rows"] if r["arm"] == arm), None) for t in tables]
         rows = [r for r in rows if r is not None]
         cells = [_cell([r[c] for r in rows if isinstance(r.get(c), (int, float))]) for c in picked.values()]
+        if has_effect:
+            before, after = (picked[h] for h in paired)
+            both = [r for r in rows if all(isinstance(r.get(c), (int, float)) for c in (before, after))]
+            cells.append(_cell([r[after] - r[before] for r in both]))
         verdicts = Counter(r.get("verdict", "") for r in rows)
         lines.append(
             f"| {arm} | "

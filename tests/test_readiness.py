@@ -229,6 +229,18 @@ def test_readiness_default_order_and_cli(study, capsys):
     assert "RL readiness" in capsys.readouterr().out
 
 
+def test_readiness_keeps_the_study_arm_order(study):
+    from eval.readiness import main
+
+    # the study runner's manifest lists the arms in the order the study config gives them
+    (study / "study").mkdir()
+    config = {"arms": {"mathqa_instr": {}, "mathweb": {}, "control": {}, "mathqa": {}, "gone": {}}}
+    (study / "study" / "manifest.json").write_text(json.dumps({"config": config}))
+    assert main([str(study)]) == 0
+    rows = json.loads((study / "readiness.json").read_text())["rows"]
+    assert [r["arm"] for r in rows] == ["base", "mathqa_instr", "mathweb", "control", "mathqa"]
+
+
 def test_readiness_errors(tmp_path):
     with pytest.raises(FileNotFoundError):
         build_readiness(tmp_path / "nope")

@@ -218,11 +218,13 @@ def test_seeds_table_is_mean_and_sd(tmp_path, capsys):
         folder = tmp_path / f"s{i}"
         folder.mkdir()
         row = {"arm": "qa", "verdict": "ready", "rl_acc_start": acc, "rl_acc_final": acc + 0.1,
-               "passk_pre/demo_sampled/arith/pass@1": acc, "passk_pre/demo_sampled/arith/pass@4": 0.9}  # fmt: skip
+               "passk_pre/demo_sampled/arith/pass@1": acc, "passk_pre/demo_sampled/arith/pass@4": 0.9,
+               "passk_post/demo_sampled/arith/pass@1": acc + 0.1 * (i + 1)}  # fmt: skip
         (folder / "readiness.json").write_text(json.dumps({"columns": list(row), "rows": [row]}))
     assert seeds([str(tmp_path / "s0"), str(tmp_path / "s1"), "--out", str(tmp_path / "t.md")]) == 0
     out = capsys.readouterr().out
-    assert "| qa | 0.30 ± 0.14 | 0.30 ± 0.14 | 0.40 ± 0.14 | ready x2 |" in out  # pass@1, not pass@4
+    # pass@1, not pass@4; the paired RL effect (0.1, 0.2) has its own spread
+    assert "| qa | 0.30 ± 0.14 | 0.30 ± 0.14 | 0.40 ± 0.14 | 0.45 ± 0.21 | 0.15 ± 0.07 | ready x2 |" in out
     assert (tmp_path / "t.md").read_text().strip() == out.strip()
     with pytest.raises(SystemExit):
         seeds([str(tmp_path)])  # no readiness.json there
