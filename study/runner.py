@@ -119,9 +119,8 @@ def midtrain_config(study: StudyConfig, arm: str, entry: MidtrainEntry, start: s
     if model.get("tiny") is not None:
         model["tiny"]["tokenizer"] = str(tokenizer_path(study))
         model["tiny"]["seed"] = model["tiny"].get("seed", 0) + study.seed
-    elif (
-        branch
-    ):  # weights, optimizer and data position come from the parent run; model.base names the architecture
+    elif branch:
+        # weights, optimizer and data position come from the parent run; model.base names the architecture
         data["branch"] = {**(data.get("branch") or {}), "from_run": str(study.midtrain_dir(entry.start_from))}
     elif start is not None:
         model["base"] = start
@@ -151,9 +150,8 @@ def model_path(study: StudyConfig, name: str) -> str:
     if name.endswith("-rl"):
         return str(study.rl_dir(name[:-3]) / "final")
     if name == "base" and study.base.model is not None:
-        if study.base.model.startswith(
-            "smollm2"
-        ):  # the offline SmolLM2-135M ('smollm2:N': its first N layers)
+        if study.base.model.startswith("smollm2"):
+            # the offline SmolLM2-135M ('smollm2:N': its first N layers)
             from octo.assets import smollm2_path
 
             layers = study.base.model.partition(":")[2]
