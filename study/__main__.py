@@ -51,9 +51,10 @@ def describe(study) -> str:
     lines.append("")
     hours = total_s / 3600
     lines.append(
-        f"compute: {total_flops:.3g} FLOPs; at {compute.utilisation:.0%} of {compute.peak_flops:.3g} FLOP/s on "
-        f"{compute.devices} x {compute.device}: ~{hours:,.1f} h wall ({hours * compute.devices:,.0f} device-hours); "
-        "corpus building, start-up and evaluation overheads are not included"
+        f"compute: {total_flops:.3g} FLOPs; at {compute.utilisation:.0%} of {compute.peak_flops:.3g} FLOP/s "
+        f"({compute.generation_utilisation or compute.utilisation:.0%} while generating) on {compute.devices} x "
+        f"{compute.device}: ~{f'{hours:,.1f} h' if hours >= 1 else f'{total_s / 60:.0f} min'} wall ({hours * compute.devices:,.0f} device-hours); "
+        "corpus building and start-up overheads are not included"
     )
     return "\n".join(lines)
 

@@ -104,6 +104,9 @@ class ComputeEntry(StrictModel):
     devices: int = Field(1, gt=0)
     peak_flops: float = Field(3.0e11, gt=0, description="per device, FLOP/s")
     utilisation: float = Field(0.15, gt=0, le=1, description="fraction of peak reached in training")
+    generation_utilisation: float | None = Field(
+        None, gt=0, le=1, description="fraction of peak reached while generating (default: utilisation)"
+    )
     params: dict[str, float] = Field(
         default_factory=dict, description="model -> parameter count, when not readable"
     )

@@ -228,3 +228,13 @@ def test_seeds_table_is_mean_and_sd(tmp_path, capsys):
     assert (tmp_path / "t.md").read_text().strip() == out.strip()
     with pytest.raises(SystemExit):
         seeds([str(tmp_path)])  # no readiness.json there
+
+
+def test_estimate_times_decoding_at_its_own_utilisation():
+    from study.config import ComputeEntry
+    from study.estimate import Estimate
+
+    rl_step = Estimate(tokens=1e6, flops=8e12, generation_flops=2e12)  # 6e12 training + 2e12 decoding
+    assert rl_step.seconds(ComputeEntry(peak_flops=1e12, utilisation=0.5)) == pytest.approx(16.0)
+    slow_decoding = ComputeEntry(peak_flops=1e12, utilisation=0.5, generation_utilisation=0.05)
+    assert rl_step.seconds(slow_decoding) == pytest.approx(12.0 + 40.0)
