@@ -33,7 +33,10 @@ RL_SUFFIX = "-rl"
 
 
 class ReadinessOptions(StrictModel):
-    arms: list[str] | None = Field(None, description="row order (default: baseline first, then sorted)")
+    arms: list[str] | None = Field(
+        None,
+        description="row order (default: baseline first, then the study manifest's arm order, then sorted)",
+    )
     baseline: str = Field("base", description="the arm that is the base model (first row, plotted black)")
     window: int = Field(
         20, gt=0, description="RL steps averaged for start/final/peak values (at most a fifth of the run)"
@@ -670,7 +673,10 @@ def build_readiness(study_dir: str | Path, **options) -> Path:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="octo readiness", description="the RL-readiness table of a study")
     parser.add_argument("study", help="runs/<study>")
-    parser.add_argument("--arms", help="comma-separated row order (default: baseline first, then sorted)")
+    parser.add_argument(
+        "--arms",
+        help="comma-separated row order (default: baseline first, then the study's arm order, then sorted)",
+    )
     parser.add_argument("--baseline", help="name of the base-model arm (default: base)")
     parser.add_argument("options", nargs="*", help="option overrides, e.g. min_gain=0.1 window=20")
     args, extra = parser.parse_known_args(argv)  # options may come before or after the flags

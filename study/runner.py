@@ -209,8 +209,8 @@ def run_eval(study: StudyConfig, model: str, suite_path: str) -> dict:
 def run_readiness(study: StudyConfig) -> Path:
     import eval as evaluation
 
-    options = {"arms": ["base", *study.arms], **study.readiness}  # rows in the study's order
-    return evaluation.build_readiness(study.root, **options)
+    # rows come in the study's arm order: the readiness stage reads it from the study manifest
+    return evaluation.build_readiness(study.root, **study.readiness)
 
 
 # -------------------------------------------------------------------------------------------- the plan
