@@ -71,11 +71,12 @@ def main(argv: list[str]) -> int:
     )
     p.add_argument("config")
     p.add_argument("overrides", nargs="*", help="key.sub=value")
-    sub.add_parser(
-        "seeds", help="mean ± sd of the readiness numbers of one study run with several seeds (DIR...)"
-    )
     p.add_argument(
         "--dry-run", action="store_true", help="print the plan and the compute estimate; run nothing"
+    )
+    # listed for --help only: main() hands `seeds` to study.seeds before parsing
+    sub.add_parser(
+        "seeds", help="mean ± sd of the readiness numbers of one study run with several seeds (DIR...)"
     )
     args, extra = parser.parse_known_args(argv)  # overrides may also come after --dry-run
     unknown = [x for x in extra if x.startswith("-") or "=" not in x]
