@@ -8,7 +8,8 @@ The study calls it in-process::
 ``run`` returns the ``final/`` HF folder; a finished run returns at once, an interrupted one resumes.
 """
 
-from midtrain.config import MidtrainConfig, load, make_plan
+from midtrain.config import MidtrainConfig, load
+from midtrain.plan import make_plan
 
 
 def run(config: MidtrainConfig):

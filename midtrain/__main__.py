@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         print(out)
         return 0
 
-    from midtrain.config import load, make_plan
+    from midtrain.config import load
+    from midtrain.plan import make_plan
 
     config = load(args.config, args.overrides)
     if args.cmd == "dry-run":

@@ -24,10 +24,11 @@ from pathlib import Path
 
 import yaml
 
-from midtrain.config import MidtrainConfig, make_plan
+from midtrain.config import MidtrainConfig
 from midtrain.convert import NANOTRON_COMMIT, nanotron_model_config
 from midtrain.data import find_shards, shard_metadata
 from midtrain.nanotron_schema import validate
+from midtrain.plan import make_plan
 from octo.config import ConfigError
 
 INDEX = "plan.json"

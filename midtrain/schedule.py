@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import math
 
-from midtrain.config import Plan
 
-
-def lr_at(plan: Plan, step: int) -> float:
+def lr_at(plan, step: int) -> float:
+    """``plan`` is a ``midtrain.plan.Plan`` (only its schedule fields are read)."""
     peak, floor = plan.peak_lr, plan.min_lr
     if plan.warmup_steps and step <= plan.warmup_steps:
         return peak * step / plan.warmup_steps

@@ -27,8 +27,9 @@ from midtrain.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from midtrain.config import MidtrainConfig, branch_start, identity, make_plan
+from midtrain.config import MidtrainConfig, identity
 from midtrain.data import Mixture, find_shards, open_sources
+from midtrain.plan import branch_start, make_plan
 from midtrain.schedule import lr_at
 from octo.config import ConfigError, dump_config, load_raw
 from octo.jsonl import append_jsonl, read_jsonl, write_jsonl

@@ -7,8 +7,9 @@ import pytest
 from midtrain_helpers import build_corpora, qa_texts, write_shards
 from transformers import AutoTokenizer
 
-from midtrain.config import MidtrainConfig, make_plan
+from midtrain.config import MidtrainConfig
 from midtrain.data import Mixture, TokenSource, open_sources
+from midtrain.plan import make_plan
 from octo.config import ConfigError
 
 SEQ = 32

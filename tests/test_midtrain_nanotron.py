@@ -22,7 +22,6 @@ from safetensors.torch import save_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
 import midtrain
-from midtrain.config import make_plan
 from midtrain.convert import (
     from_interleaved,
     hf_to_nanotron,
@@ -33,6 +32,7 @@ from midtrain.convert import (
 from midtrain.nanotron_config import generate
 from midtrain.nanotron_schema import LlamaConfig as NanotronLlamaConfig
 from midtrain.nanotron_schema import validate
+from midtrain.plan import make_plan
 from midtrain.schedule import lr_at
 from octo.config import ConfigError
 

@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from midtrain.config import MidtrainConfig, make_plan, parse_tokens
+from midtrain.config import MidtrainConfig, parse_tokens
+from midtrain.plan import make_plan
 from midtrain.schedule import lr_at
 from octo.config import ConfigError
 

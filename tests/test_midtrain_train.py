@@ -18,7 +18,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 import midtrain
 import midtrain.train as train_module
 from midtrain.checkpoint import list_checkpoints, read_state
-from midtrain.config import MidtrainConfig, make_plan
+from midtrain.config import MidtrainConfig
+from midtrain.plan import make_plan
 from midtrain.schedule import lr_at
 from octo.config import ConfigError
 from octo.manifest import read_manifest
