@@ -142,44 +142,38 @@ def _stage_entry(
     }
 
 
-def generate(config: MidtrainConfig, out_dir: str | Path | None = None, launch: bool = False) -> list[Path]:
-    """Write the stage YAMLs (validated against the nanotron schema), ``plan.json`` and, with ``launch``, scripts."""
-    nt = config.nanotron
-    out = Path(out_dir or nt.out_dir or Path(config.output_dir) / "nanotron").resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    model, tokenizer, init = _model(config)
-    vocab = model["vocab_size"]
+def _start(config: MidtrainConfig, out: Path, init: dict | None):
+    """Where this run starts: step 0 with the base, or a parent's nanotron checkpoint (a branch).
 
-    # --- where this run starts: step 0 with the base, or a parent's nanotron checkpoint (branch)
-    parent = None
-    if config.branch is not None:
-        parent_index = Path(config.branch.from_run) / "nanotron" / INDEX
-        if not parent_index.is_file():
+    Returns (plan, checkpoint to resume from, init method, the parent's data stages, the parent's index).
+    """
+    if config.branch is None:
+        return make_plan(config, start_step=0), None, init or {"path": str(out / "init")}, [], None
+    parent_index = Path(config.branch.from_run) / "nanotron" / INDEX
+    if not parent_index.is_file():
+        raise ConfigError(
+            f"branch.from_run: {parent_index} not found; write the parent's nanotron config first "
+            "(octo midtrain nanotron-config <parent config>)"
+        )
+    parent = json.loads(parent_index.read_text())
+    if parent["batch_tokens"] != config.train.global_batch_tokens:
+        raise ConfigError("train.global_batch_tokens: a branch keeps its parent's batch size")
+    start = parent["total_steps"]
+    if config.branch.at_tokens is not None:
+        start = math.ceil(config.branch.at_tokens / config.train.global_batch_tokens)
+        if start != parent["total_steps"] and start % parent["checkpoint_interval"]:
             raise ConfigError(
-                f"branch.from_run: {parent_index} not found; write the parent's nanotron config first "
-                "(octo midtrain nanotron-config <parent config>)"
+                f"branch.at_tokens: step {start} is neither the parent's last step ({parent['total_steps']}) "
+                f"nor a multiple of its checkpoint interval ({parent['checkpoint_interval']})"
             )
-        parent = json.loads(parent_index.read_text())
-        if parent["batch_tokens"] != config.train.global_batch_tokens:
-            raise ConfigError("train.global_batch_tokens: a branch keeps its parent's batch size")
-        start = parent["total_steps"]
-        if config.branch.at_tokens is not None:
-            start = math.ceil(config.branch.at_tokens / config.train.global_batch_tokens)
-            if start != parent["total_steps"] and start % parent["checkpoint_interval"]:
-                raise ConfigError(
-                    f"branch.at_tokens: step {start} is neither the parent's last step ({parent['total_steps']}) "
-                    f"nor a multiple of its checkpoint interval ({parent['checkpoint_interval']})"
-                )
-        plan = make_plan(config, start_step=start)
-        resume = str(Path(parent["checkpoints_path"]) / str(start))
-        init = parent["init_method"]
-        previous = parent["data_stages"]
-    else:
-        plan = make_plan(config, start_step=0)
-        resume = None
-        init = init or {"path": str(out / "init")}
-        previous = []
+    plan = make_plan(config, start_step=start)
+    resume = str(Path(parent["checkpoints_path"]) / str(start))
+    return plan, resume, parent["init_method"], parent["data_stages"], parent
 
+
+def _micro_batch(config: MidtrainConfig, plan) -> int:
+    """The micro batch size, after checking that the parallel layout fits the batch and the nodes."""
+    nt = config.nanotron
     mbs = nt.micro_batch_size or config.train.micro_batch_size
     if plan.batch_sequences % (mbs * nt.dp):
         raise ConfigError(
@@ -191,26 +185,143 @@ def generate(config: MidtrainConfig, out_dir: str | Path | None = None, launch: 
             f"nanotron: dp*tp*pp = {nt.dp * nt.tp * nt.pp} must equal nodes*gpus_per_node = "
             f"{nt.nodes * nt.gpus_per_node}"
         )
+    return mbs
+
+
+def _stage_folders(stage, tokenizer: str, views: Path, eos_id: int) -> tuple[list[str], int]:
+    """The nanotron dataset folders of a stage's sources and their (single) token size in bytes."""
+    folders, sizes = [], set()
+    for name, path in stage.paths.items():
+        folder, size = _data_folder(path, name, tokenizer, views)
+        folders.append(folder)
+        sizes.add(size)
+        if not _eos_in_shards(path, eos_id):
+            warnings.warn(
+                f"source '{name}': documents in {path} do not end with EOS id {eos_id}; nanotron adds none "
+                "(the embedded backend does)",
+                stacklevel=3,
+            )
+    if len(sizes) != 1:
+        raise ConfigError(f"stage '{stage.name}': sources mix token sizes {sorted(sizes)}")
+    return folders, sizes.pop()
+
+
+def _lr_scheduler(plan) -> dict:
+    return {
+        "learning_rate": float(plan.peak_lr),
+        "lr_warmup_steps": plan.warmup_steps,
+        "lr_warmup_style": "linear" if plan.warmup_steps else "constant",
+        "lr_decay_style": plan.decay if plan.decay != "none" else "linear",
+        "lr_decay_starting_step": plan.decay_start if plan.decay != "none" else plan.total_steps,
+        "lr_decay_steps": plan.decay_steps,
+        "min_decay_lr": float(plan.min_lr),
+    }
+
+
+def _optimizer(config: MidtrainConfig, plan) -> dict:
+    return {
+        "optimizer_factory": {
+            "name": "adamW",
+            "adam_beta1": float(config.optim.beta1),
+            "adam_beta2": float(config.optim.beta2),
+            "adam_eps": float(config.optim.eps),
+            "torch_adam_is_fused": True,
+        },
+        "zero_stage": config.nanotron.zero_stage,
+        "weight_decay": float(config.optim.weight_decay),
+        "clip_grad": float(config.optim.clip_grad) if config.optim.clip_grad else None,
+        "accumulate_grad_in_fp32": True,
+        "learning_rate_scheduler": _lr_scheduler(plan),
+    }
+
+
+def _parallelism(nt) -> dict:
+    return {
+        "dp": nt.dp,
+        "tp": nt.tp,
+        "pp": nt.pp,
+        "pp_engine": "1f1b",
+        "tp_mode": "REDUCE_SCATTER",
+        "tp_linear_async_communication": True,
+        "recompute_layer": nt.recompute_layer,
+        "expert_parallel_size": 1,
+        "context_parallel_size": 1,
+    }
+
+
+def _stage_doc(config: MidtrainConfig, plan, stage, run: dict, stages: list[dict]) -> dict:
+    """One stage's nanotron config; ``run`` holds model, init, tokenizer, mbs, checkpoints and resume."""
+    return {
+        "general": {
+            "project": "octo-midtrain",
+            "run": config.name,
+            "seed": config.seed,
+            "ignore_sanity_checks": True,
+        },
+        "parallelism": _parallelism(config.nanotron),
+        "model": {
+            "model_config": run["model"],
+            "init_method": run["init"],
+            "dtype": "bfloat16",
+            "make_vocab_size_divisible_by": 1,
+            "ddp_bucket_cap_mb": 25,
+        },
+        "tokenizer": {
+            "tokenizer_name_or_path": run["tokenizer"],
+            "tokenizer_revision": None,
+            "tokenizer_max_length": None,
+        },
+        "checkpoints": {
+            "checkpoints_path": run["checkpoints_path"],
+            "checkpoint_interval": run["interval"],
+            "save_initial_state": False,
+            "save_final_state": True,
+            "resume_checkpoint_path": run["resume"],
+            "load_lr_scheduler": True,
+            "load_optimizer": True,
+            "checkpoints_path_is_shared_file_system": False,
+        },
+        "logging": {
+            "iteration_step_info_interval": config.train.log_every,
+            "log_level": "info",
+            "log_level_replica": "info",
+        },
+        "tokens": {
+            "sequence_length": plan.sequence_length,
+            "train_steps": stage.end_step,
+            "micro_batch_size": run["mbs"],
+            "batch_accumulation_per_replica": plan.batch_sequences // (run["mbs"] * config.nanotron.dp),
+            "val_check_interval": -1,
+            "limit_val_batches": 0,
+            "limit_test_batches": 0,
+        },
+        "optimizer": _optimizer(config, plan),
+        "data_stages": [dict(s) for s in stages],
+        "profiler": None,
+        "lighteval": None,
+    }
+
+
+def generate(config: MidtrainConfig, out_dir: str | Path | None = None, launch: bool = False) -> list[Path]:
+    """Write the stage YAMLs (validated against the nanotron schema), ``plan.json`` and, with ``launch``, scripts."""
+    nt = config.nanotron
+    out = Path(out_dir or nt.out_dir or Path(config.output_dir) / "nanotron").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    model, tokenizer, init = _model(config)
+    plan, resume, init, previous, parent = _start(config, out, init)
     eos_id = config.data.eos_token_id if config.data.eos_token_id is not None else model["eos_token_id"]
     ckpt_path = str(out / "checkpoints")
-    interval = nt.checkpoint_interval or config.train.checkpoint_every or 1000
-
+    run = {
+        "model": model,
+        "init": init,
+        "tokenizer": tokenizer,
+        "mbs": _micro_batch(config, plan),
+        "checkpoints_path": ckpt_path,
+        "interval": nt.checkpoint_interval or config.train.checkpoint_every or 1000,
+    }
     stages, files = list(previous), []
-    views = out / "data"
     for k, stage in enumerate(plan.stages, 1):
-        folders, sizes = [], set()
-        for name, path in stage.paths.items():
-            folder, size = _data_folder(path, name, tokenizer, views)
-            folders.append(folder)
-            sizes.add(size)
-            if not _eos_in_shards(path, eos_id):
-                warnings.warn(
-                    f"source '{name}': documents in {path} do not end with EOS id {eos_id}; nanotron adds none "
-                    "(the embedded backend does)",
-                    stacklevel=2,
-                )
-        if len(sizes) != 1:
-            raise ConfigError(f"stage '{stage.name}': sources mix token sizes {sorted(sizes)}")
+        folders, size = _stage_folders(stage, tokenizer, out / "data", eos_id)
         stages.append(
             _stage_entry(
                 stage.name,
@@ -218,93 +329,13 @@ def generate(config: MidtrainConfig, out_dir: str | Path | None = None, launch: 
                 folders,
                 [float(w) for w in stage.weights.values()],
                 tokenizer,
-                sizes.pop(),
-                vocab,
+                size,
+                model["vocab_size"],
                 plan.sequence_length,
                 config.seed,
             )
         )
-        lr = {
-            "learning_rate": float(plan.peak_lr),
-            "lr_warmup_steps": plan.warmup_steps,
-            "lr_warmup_style": "linear" if plan.warmup_steps else "constant",
-            "lr_decay_style": plan.decay if plan.decay != "none" else "linear",
-            "lr_decay_starting_step": plan.decay_start if plan.decay != "none" else plan.total_steps,
-            "lr_decay_steps": plan.decay_steps,
-            "min_decay_lr": float(plan.min_lr),
-        }
-        doc = {
-            "general": {
-                "project": "octo-midtrain",
-                "run": config.name,
-                "seed": config.seed,
-                "ignore_sanity_checks": True,
-            },
-            "parallelism": {
-                "dp": nt.dp,
-                "tp": nt.tp,
-                "pp": nt.pp,
-                "pp_engine": "1f1b",
-                "tp_mode": "REDUCE_SCATTER",
-                "tp_linear_async_communication": True,
-                "recompute_layer": nt.recompute_layer,
-                "expert_parallel_size": 1,
-                "context_parallel_size": 1,
-            },
-            "model": {
-                "model_config": model,
-                "init_method": init,
-                "dtype": "bfloat16",
-                "make_vocab_size_divisible_by": 1,
-                "ddp_bucket_cap_mb": 25,
-            },
-            "tokenizer": {
-                "tokenizer_name_or_path": tokenizer,
-                "tokenizer_revision": None,
-                "tokenizer_max_length": None,
-            },
-            "checkpoints": {
-                "checkpoints_path": ckpt_path,
-                "checkpoint_interval": interval,
-                "save_initial_state": False,
-                "save_final_state": True,
-                "resume_checkpoint_path": resume,
-                "load_lr_scheduler": True,
-                "load_optimizer": True,
-                "checkpoints_path_is_shared_file_system": False,
-            },
-            "logging": {
-                "iteration_step_info_interval": config.train.log_every,
-                "log_level": "info",
-                "log_level_replica": "info",
-            },
-            "tokens": {
-                "sequence_length": plan.sequence_length,
-                "train_steps": stage.end_step,
-                "micro_batch_size": mbs,
-                "batch_accumulation_per_replica": plan.batch_sequences // (mbs * nt.dp),
-                "val_check_interval": -1,
-                "limit_val_batches": 0,
-                "limit_test_batches": 0,
-            },
-            "optimizer": {
-                "optimizer_factory": {
-                    "name": "adamW",
-                    "adam_beta1": float(config.optim.beta1),
-                    "adam_beta2": float(config.optim.beta2),
-                    "adam_eps": float(config.optim.eps),
-                    "torch_adam_is_fused": True,
-                },
-                "zero_stage": nt.zero_stage,
-                "weight_decay": float(config.optim.weight_decay),
-                "clip_grad": float(config.optim.clip_grad) if config.optim.clip_grad else None,
-                "accumulate_grad_in_fp32": True,
-                "learning_rate_scheduler": lr,
-            },
-            "data_stages": [dict(s) for s in stages],
-            "profiler": None,
-            "lighteval": None,
-        }
+        doc = _stage_doc(config, plan, stage, {**run, "resume": resume}, stages)
         try:
             validate(doc)
         except Exception as exc:  # a generator bug, not a user error: say which file
@@ -325,7 +356,7 @@ def generate(config: MidtrainConfig, out_dir: str | Path | None = None, launch: 
         "name": config.name,
         "stage_files": [str(f) for f in files],
         "checkpoints_path": ckpt_path,
-        "checkpoint_interval": interval,
+        "checkpoint_interval": run["interval"],
         "start_step": plan.start_step,
         "total_steps": plan.total_steps,
         "batch_tokens": plan.batch_tokens,
