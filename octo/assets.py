@@ -28,6 +28,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from octo.errors import MissingAssetError
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -50,10 +52,6 @@ __all__ = [
 ]
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-class MissingAssetError(RuntimeError):
-    """An offline asset is not installed (the message says how to install it)."""
 
 
 def cache_dir() -> Path:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from octo.errors import OctoError
+
 # command -> (module with a main(argv) function, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "corpus": (
@@ -65,12 +67,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
         raise
-    from octo.assets import MissingAssetError
-    from octo.config import ConfigError
-
     try:
         return int(module.main(rest) or 0)
-    except (ConfigError, MissingAssetError) as exc:  # user errors: the message says what to fix, no traceback
+    except OctoError as exc:  # user errors: the message says what to fix, no traceback
         print(f"octo {command}: {exc}", file=sys.stderr)
         return 2
 

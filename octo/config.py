@@ -16,6 +16,8 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from octo.errors import ConfigError
+
 __all__ = [
     "ConfigError",
     "StrictModel",
@@ -25,10 +27,6 @@ __all__ = [
     "dump_config",
     "key_lines",
 ]
-
-
-class ConfigError(ValueError):
-    """A config that cannot be loaded; the message names the file and the field."""
 
 
 class StrictModel(BaseModel):
