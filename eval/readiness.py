@@ -3,14 +3,14 @@
 Reads what the other stages wrote (nothing is recomputed):
 
     midtrain/<arm>/metrics.jsonl            step, tokens, loss, lr, tokens_per_s
-    rl/<arm>/metrics.jsonl                  one row per RL step (README: "RL dynamics")
+    rl/<arm>/metrics.jsonl                  one row per RL step (docs/rl.md)
     eval/<arm>/<suite>/results.json         the checkpoint before RL   (eval.runner format)
     eval/<arm>-rl/<suite>/results.json      the checkpoint after RL
 
 and writes ``readiness.md/.csv/.json/.html`` and ``plots/*.png`` at the study root: one row per arm (the base
 model and each mid-training arm). Suites are classified by what they ran: n > 1 samples -> pass@k; otherwise
 any few-shot task -> few-shot; otherwise zero-shot. Missing pieces (an arm without RL, a suite not run) leave
-empty cells and a note. The verdict rules are in ``verdict`` (and the README).
+empty cells and a note. The verdict rules are in ``verdict`` (and docs/readiness.md).
 """
 
 from __future__ import annotations
@@ -471,7 +471,7 @@ def render_markdown(study: Path, rows: list[dict], curves: dict, plots: list[Pat
     if plots:
         out += ["## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in plots] + [""]
     out += [
-        'Verdict rules: see `eval/readiness.py:verdict` and the README ("Reading the readiness table").',
+        "Verdict rules: see `eval/readiness.py:verdict` and the project's docs/readiness.md.",
         "",
     ]
     return "\n".join(out)

@@ -1,6 +1,6 @@
 """Score one checkpoint on one suite: one lighteval Pipeline per task, then results.json, details and a manifest.
 
-Rules that keep lighteval 0.13 correct (see the README, "Correctness"):
+Rules that keep lighteval 0.13 correct (docs/eval.md, "Correctness"):
 * one task and one few-shot setting per Pipeline (mixing them truncates the longer prompts);
 * fixed, sequential exemplars;
 * the generation budget is the task's ``generation_size``, never ``GenerationParameters.max_new_tokens``

@@ -10,6 +10,7 @@ import importlib
 import sys
 
 from octo.errors import OctoError
+from octo.schema import STAGE_MODELS, schema_main
 
 # command -> (module with a main(argv) function, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -31,6 +32,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "check and prepare the offline assets (check, smollm2, llama3, benchmarks)",
     ),
     "tiny": ("octo.tiny_cli", "train a small BPE tokenizer or create a tiny Llama from YAML"),
+    "docs": (
+        "octo.schema",
+        "write the field references docs/reference/<stage>.md (--check: are they stale?)",
+    ),
 }
 
 
@@ -39,6 +44,7 @@ def usage() -> str:
     lines = ["usage: octo <command> [args...]", "", "commands:"]
     lines += [f"  {name:<{width}}  {text}" for name, (_, text) in COMMANDS.items()]
     lines += ["", "Run `octo <command> --help` for a command's own options."]
+    lines += [f"`octo <stage> schema` prints a recipe's fields ({', '.join(STAGE_MODELS)})."]
     return "\n".join(lines)
 
 
@@ -56,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"octo: unknown command '{command}'\n\n{usage()}", file=sys.stderr)
         return 2
+    if command in STAGE_MODELS and rest[:1] == ["schema"]:  # one schema command for every stage
+        return schema_main(command, rest[1:])
     module_name = COMMANDS[command][0]
     try:
         module = importlib.import_module(module_name)

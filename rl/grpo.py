@@ -11,7 +11,7 @@ Output folder (``output_dir``)::
     config.yaml            the resolved config
     prompts.jsonl          the RL prompts after decontamination {id, question, answer, prompt}
     decontamination.json   what the prompts were checked against and what was dropped
-    metrics.jsonl          one row per RL step (DESIGN.md schema)
+    metrics.jsonl          one row per RL step (docs/rl.md)
     samples.jsonl          one row per completion
     checkpoints/checkpoint-N/   (N counts optimizer updates), the newest ``checkpoint.keep``
     final/                 the trained model + tokenizer (HF format)

@@ -155,7 +155,7 @@ class StudyConfig(StrictModel):
                 raise ValueError(f"tokenizer.train_docs: no corpus named '{corpus}' in corpora")
         return self
 
-    # ------------------------------------------------------------------ the run layout (DESIGN.md)
+    # ------------------------------------------------------------------ the run layout (docs/formats.md)
     @property
     def root(self) -> Path:
         return Path(self.out_dir)
