@@ -24,21 +24,20 @@ def env() -> dict[str, str]:
 
 
 def run(cmd: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run to the end in its own process group; on failure the error names the command and its stderr tail."""
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)  # fmt: skip
+    """Run to the end (then kill anything it left); on failure the error names the command and its stderr tail."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
         out, err = proc.communicate(timeout=timeout)
     finally:
-        kill_group(proc.pid)
+        kill_tree(proc.pid)
     if proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}:\n{err[-4000:]}")
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live (not zombie) processes in process group ``pgid``, read from /proc."""
-    found = []
+def _parents() -> dict[int, int]:
+    """pid -> parent pid of every live (not zombie) process, read from /proc."""
+    found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -46,17 +45,35 @@ def group_members(pgid: int) -> list[int]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            found.append(int(entry.name))
+        if fields[0] != "Z":
+            found[int(entry.name)] = int(fields[1])
     return found
 
 
-def kill_group(pgid: int, wait: float = 10.0) -> None:
-    """SIGKILL every process of the group and wait until none is left alive."""
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
+def descendants(pid: int) -> set[int]:
+    """Live processes below ``pid``. torchrun starts each worker in a session of its own, so a process
+    group kill of the launcher does not reach them: they have to be found by parentage."""
+    parents, found, frontier = _parents(), set(), {pid}
+    while frontier:
+        frontier = {p for p, pp in parents.items() if pp in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pids) -> set[int]:
+    live = _parents()
+    return {p for p in pids if p in live}
+
+
+def kill_tree(pid: int, also=(), wait: float = 10.0) -> set[int]:
+    """SIGKILL ``pid``, everything below it and ``also``; wait until none is alive; returns what was killed."""
+    targets = {pid, *descendants(pid), *also}
+    for p in targets:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     deadline = time.time() + wait
-    while group_members(pgid) and time.time() < deadline:
+    while alive(targets) and time.time() < deadline:
         time.sleep(0.05)
+    return targets

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from ddp_helpers import ROOT, env, group_members, kill_group, run, torchrun
+from ddp_helpers import ROOT, alive, descendants, env, kill_tree, run, torchrun
 from midtrain_helpers import build_corpora, tiny_config, write_config
 from transformers import AutoModelForCausalLM
 
@@ -96,15 +96,21 @@ def test_two_processes_killed_with_sigkill_resume(tmp_path, tiny_model, corpora)
     cmd = torchrun(2, "midtrain", "run", str(cfg))
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)  # fmt: skip
+    workers: set[int] = set()
     try:
         deadline = time.time() + 120
         while not list_checkpoints(tmp_path / "cut") and time.time() < deadline and proc.poll() is None:
             time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)  # the launcher only; its workers lose their parent
+        workers = descendants(proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)  # the launcher only, as a crash would
         proc.wait()
+        time.sleep(0.5)
+        # torchrun's workers run in sessions of their own and outlive a SIGKILLed launcher; kill them
+        # as a scheduler (Slurm: the job's cgroup) would, before anything is resumed
+        print(f"workers alive after the launcher was killed: {len(alive(workers))} of {len(workers)}")
     finally:
-        kill_group(proc.pid)  # workers torchrun could not stop (it was SIGKILLed) die with their group
-    assert not group_members(proc.pid)
+        kill_tree(proc.pid, also=workers)
+    assert workers and not alive(workers)
     done = list_checkpoints(tmp_path / "cut")
     assert done and read_state(done[-1])["step"] < 40 and not (tmp_path / "cut" / "final").exists()
 
