@@ -67,6 +67,13 @@ def test_two_processes_match_one(tmp_path, tiny_model, corpora):
     wa, wb = _weights(one), _weights(two_dir / "final")
     assert wa.keys() == wb.keys()
     worst = max((wa[k] - wb[k]).abs().max().item() for k in wa)
+    print(
+        "loss 1 process:",
+        [r["loss"] for r in a],
+        "2 processes:",
+        [r["loss"] for r in b],
+        f"weights apart {worst:.3g}",
+    )
     assert worst < WEIGHT_ATOL, worst
     init = _weights(tiny_model)
     assert any(not torch.equal(init[k], wb[k]) for k in wb)  # it trained
