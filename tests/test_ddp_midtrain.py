@@ -47,6 +47,7 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
     return AutoModelForCausalLM.from_pretrained(str(folder)).state_dict()
 
 
+@pytest.mark.slow
 def test_two_processes_match_one(tmp_path, tiny_model, corpora):
     one = midtrain.run(midtrain.load(_config(tmp_path, "one", tiny_model, corpora)))
     two_cfg = _config(tmp_path, "two", tiny_model, corpora)
