@@ -79,7 +79,13 @@ def make_accelerator(precision: str):
     mixed = "bf16" if bf16 else "no"
     if AcceleratorState._shared_state and AcceleratorState().mixed_precision != mixed:
         AcceleratorState._reset_state()  # one process may run several stages with different precision
-    return Accelerator(mixed_precision=mixed)
+    # launched as several processes without GPUs (torchrun / accelerate launch on CPU): data parallel over gloo.
+    # Without cpu=True accelerate would start each process as its own single-process run on the same folder.
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    accelerator = Accelerator(mixed_precision=mixed, cpu=world > 1 and not torch.cuda.is_available())
+    if accelerator.num_processes != world:
+        raise RuntimeError(f"launched as {world} processes but accelerate sees {accelerator.num_processes}")
+    return accelerator
 
 
 def release_accelerator() -> None:
@@ -138,12 +144,15 @@ def run(config: MidtrainConfig) -> Path:
         return final_dir
     check_same_run(out, config)
     started = time.time()
-    out.mkdir(parents=True, exist_ok=True)
-    clean_partial(out)
-    dump_config(config, out / "config.yaml")
-
     accelerator = make_accelerator(config.train.precision)
     try:
+        # under `accelerate launch`, every process reads the folder first, then only the main one writes it
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            out.mkdir(parents=True, exist_ok=True)
+            clean_partial(out)
+            dump_config(config, out / "config.yaml")
+        accelerator.wait_for_everyone()
         return _train(config, accelerator, out, started)
     finally:
         release_accelerator()
@@ -152,8 +161,9 @@ def run(config: MidtrainConfig) -> Path:
 def _train(config: MidtrainConfig, accelerator, out: Path, started: float) -> Path:
     final_dir = out / "final"
     main = accelerator.is_main_process
-    if accelerator.device.type == "cpu":
-        torch.set_num_threads(cpu_threads(config.train.num_threads))
+    if accelerator.device.type == "cpu":  # processes on one machine share its cores
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        torch.set_num_threads(config.train.num_threads or max(1, cpu_threads(None) // local))
 
     for stage_name, stage in config.data.stages.items():  # fail on a missing folder before loading a model
         for name, src in stage.mixture.items():
@@ -225,6 +235,8 @@ def _train(config: MidtrainConfig, accelerator, out: Path, started: float) -> Pa
             f"{world} devices x {micro} sequences"
         )
     accum = plan.batch_sequences // (micro * world)
+    if world > 1:
+        log(f"data parallel: {world} processes x {accum} micro-batches of {micro} sequences per step")
     optimizer = make_optimizer(model, config)
     if optim_state is not None:
         optimizer.load_state_dict(optim_state)

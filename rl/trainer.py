@@ -127,6 +127,27 @@ class OctoGRPOTrainer(GRPOTrainer):
             if getattr(self, "vllm_generation", None) is not None:
                 self.vllm_generation.max_completion_length = length
 
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        """Resume fix for several CPU processes: transformers 5.17 loads the optimizer state with
+        ``map_location=args.device``, which is ``cpu:<rank>`` there, a location ``torch.load`` cannot restore
+        ("don't know how to restore data location ... (tagged with cpu:0)"). CPU tensors need no mapping."""
+        import torch
+
+        if checkpoint is None or self.args.world_size == 1 or self.args.device.type != "cpu":
+            return super()._load_optimizer_and_scheduler(checkpoint)
+        real_load = torch.load
+
+        def load(*args, map_location=None, **kwargs):
+            if isinstance(map_location, torch.device) and map_location.type == "cpu":
+                map_location = "cpu"
+            return real_load(*args, map_location=map_location, **kwargs)
+
+        torch.load = load
+        try:
+            return super()._load_optimizer_and_scheduler(checkpoint)
+        finally:
+            torch.load = real_load
+
     def _generate_and_score_completions(self, inputs):
         self._apply_length_schedule()
         return super()._generate_and_score_completions(inputs)
