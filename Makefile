@@ -18,7 +18,7 @@ CONFIG ?=
 MODEL ?=
 ARGS ?=
 
-.PHONY: setup demo test test-fast lint corpus midtrain rl eval readiness bench clean
+.PHONY: setup demo test test-fast test-nanotron lint corpus midtrain rl eval readiness bench clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,13 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest $(ARGS)
+
+# nanotron 0.4 lives outside the venv: lighteval imports nanotron.config whenever nanotron is importable, and
+# 0.4's import cycle then breaks every evaluation. Its tests run in their own pytest process with it on the path.
+NANOTRON_SITE := $(VENV)/nanotron-site
+test-nanotron: setup
+	test -d $(NANOTRON_SITE)/nanotron || $(BIN)/pip install -q --no-deps --target $(NANOTRON_SITE) nanotron==0.4 dacite==1.9.2
+	PYTHONPATH=$(NANOTRON_SITE) $(BIN)/python -m pytest tests/test_nanotron_real.py $(ARGS)
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow and not cluster" $(ARGS)
