@@ -214,8 +214,11 @@ class Recorder:
 class DynamicsCallback(TrainerCallback):
     """Writes one metrics.jsonl row per RL step and prints progress."""
 
-    def __init__(self, cfg: RLConfig, recorder: Recorder, metrics_path: Path, validator=None, started=None):
+    def __init__(
+        self, cfg: RLConfig, recorder: Recorder, metrics_path: Path, validator=None, started=None, tracker=None
+    ):
         self.cfg, self.recorder, self.metrics_path, self.validator = cfg, recorder, metrics_path, validator
+        self.tracker = tracker  # octo.tracking.Tracker: each row also goes to the configured trackers
         self.per_step = updates_per_step(cfg)
         self.pending: list[dict] = []
         self.validation: dict = {}
@@ -249,6 +252,8 @@ class DynamicsCallback(TrainerCallback):
             step, self.recorder.rollouts.pop(step, None), summarise_updates(self.pending), extra
         )
         append_jsonl(self.metrics_path, row)
+        if self.tracker is not None:
+            self.tracker.log(row)
         self.pending, self.validation = [], {}
         if step % self.cfg.log_every == 0 or step == self.cfg.trainer.steps or step == 1:
             print(progress_line(row, self.cfg.trainer.steps), flush=True)

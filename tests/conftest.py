@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# trackio (imported by TRL) reads its folder once per process: keep the tests' runs out of the user's own
+os.environ.setdefault("TRACKIO_DIR", tempfile.mkdtemp(prefix="octo-test-trackio-"))
+atexit.register(shutil.rmtree, os.environ["TRACKIO_DIR"], True)
 
 
 @pytest.fixture(scope="session")
