@@ -4,6 +4,8 @@ sideways at 1280 px. A screenshot is saved in the test's tmp folder."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from browser_helpers import Browser, chromium
 from test_readiness import study  # noqa: F401  (the fixture: a study folder with five arms)
@@ -12,6 +14,8 @@ from eval.readiness import arm_colors, build_readiness
 
 ARMS = ["base", "control", "mathweb", "mathqa", "mathqa_instr"]
 
+if chromium() is None and os.environ.get("OCTO_REQUIRE_BROWSER"):  # make test installs it: missing is a failure
+    raise RuntimeError("chromium not found at /usr/bin/chromium: run `make setup-browser`")
 pytestmark = pytest.mark.skipif(chromium() is None, reason="chromium not installed (make setup-browser)")
 
 LAYOUT = """(() => {
