@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("eval.__main__", "lighteval suites: few-shot base, zero-shot RL, pass@k (run)"),
     "readiness": ("eval.readiness", "the RL-readiness table and plots of a study folder"),
     "study": ("study.__main__", "run a whole study end to end (run, --dry-run)"),
+    "publish": ("octo.publish", "a finished run as a Hub model folder with a model card (--out DIR, --push)"),
     "demo": ("study.demo", "the miniature OctoThinker study on CPU (what `make demo` runs)"),
     "assets": (
         "octo.assets_cli",
