@@ -33,6 +33,7 @@ from midtrain.schedule import lr_at
 from octo.config import ConfigError, dump_config, load_raw
 from octo.jsonl import append_jsonl, read_jsonl, write_jsonl
 from octo.manifest import is_complete, write_manifest
+from octo.progress import bar as progress_bar
 from octo.tracking import Tracker
 from octo.tracking import start as start_tracking
 
@@ -259,16 +260,11 @@ def _train(config: MidtrainConfig, accelerator, out: Path, started: float) -> Pa
     loss_sum = torch.zeros((), device=accelerator.device)
     grad_norm = None
     since, t_log, data_s, train_start = 0, time.perf_counter(), 0.0, time.perf_counter()
-    from tqdm.auto import tqdm
-
-    bar = tqdm(
-        total=plan.run_steps,
+    bar = progress_bar(
+        plan.run_steps,
         initial=step - plan.start_step,
         disable=not (main and config.train.progress),
         desc=config.name,
-        unit="step",
-        mininterval=1.0,
-        file=sys.stderr,
     )
     while step < plan.total_steps:
         lr = lr_at(plan, step)

@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"octo {__version__}")
         return 0
     command, rest = argv[0], argv[1:]
+    from octo.progress import quiet_libraries
+
+    quiet_libraries()  # no carriage-return bar redraws in a log file (before any stage imports tqdm)
     if command not in COMMANDS:
         print(f"octo: unknown command '{command}'\n\n{usage()}", file=sys.stderr)
         return 2
