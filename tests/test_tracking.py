@@ -178,3 +178,23 @@ def test_an_empty_tracker_logs_nothing():
     tracker = Tracker([])
     tracker.log({"step": 1, "loss": 1.0})
     tracker.finish()
+
+
+def test_wandb_is_offline_unless_asked(tmp_path, monkeypatch):
+    """W&B is optional (not installed by setup): without it the error says how to get it; with it, the run is
+    an offline run folder under tracking.dir."""
+    for var in ("WANDB_MODE", "WANDB_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    assert TrackingConfig().wandb_mode == "offline"
+    cfg = TrackingConfig(enabled=True, backends=["wandb"], dir=str(tmp_path), project="p")
+    try:
+        import wandb  # noqa: F401
+    except ImportError:
+        from octo.config import ConfigError
+
+        with pytest.raises(ConfigError, match="pip install"):
+            start(cfg, run_name="r", config={}, output_dir=tmp_path)
+        return
+    with start(cfg, run_name="r", config={"lr": 1.0}, output_dir=tmp_path) as tracker:
+        tracker.log({"step": 1, "loss": 2.0})
+    assert list((tmp_path / "wandb").glob("offline-run-*"))
