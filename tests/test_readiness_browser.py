@@ -14,7 +14,8 @@ from eval.readiness import arm_colors, build_readiness
 
 ARMS = ["base", "control", "mathweb", "mathqa", "mathqa_instr"]
 
-if chromium() is None and os.environ.get("OCTO_REQUIRE_BROWSER"):  # make test installs it: missing is a failure
+# `make test` installs chromium and sets OCTO_REQUIRE_BROWSER: there a missing browser is a failure
+if chromium() is None and os.environ.get("OCTO_REQUIRE_BROWSER"):
     raise RuntimeError("chromium not found at /usr/bin/chromium: run `make setup-browser`")
 pytestmark = pytest.mark.skipif(chromium() is None, reason="chromium not installed (make setup-browser)")
 
