@@ -12,9 +12,10 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# trackio (imported by TRL) reads its folder once per process: keep the tests' runs out of the user's own
-os.environ.setdefault("TRACKIO_DIR", tempfile.mkdtemp(prefix="octo-test-trackio-"))
-atexit.register(shutil.rmtree, os.environ["TRACKIO_DIR"], True)
+# trackio (imported by TRL) reads its folder once per process: the tests' runs go to a fresh folder of their
+# own (never the user's TRACKIO_DIR), removed at exit
+os.environ["TRACKIO_DIR"] = _TRACKIO_DIR = tempfile.mkdtemp(prefix="octo-test-trackio-")
+atexit.register(shutil.rmtree, _TRACKIO_DIR, True)
 
 
 @pytest.fixture(scope="session")
