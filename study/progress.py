@@ -1,8 +1,9 @@
 """The study's overall progress line: ``step 7/27 · 4 min elapsed · ~6 min left``.
 
 The time left starts from the dry run's estimate of each remaining step (``study.estimate``) and is corrected
-by what was measured: the estimated steps that ran so far took ``ratio`` times their estimate, so the remaining
-estimates are scaled by that ratio. Steps without an estimate (corpus building, the tokenizer, the table) count
+by what was measured: a stage whose steps ran took ``ratio(stage)`` times their estimate, so its remaining
+estimates are scaled by that ratio; a stage not measured yet uses the ratio of all steps run so far (the
+estimate counts FLOPs only, and small models spend most of their time elsewhere). Steps without an estimate (corpus building, the tokenizer, the table) count
 at the mean measured time of their stage, once one has run. Cached steps (already complete) say nothing about
 speed and are left out of the correction.
 """
@@ -30,8 +31,8 @@ class Progress:
     estimates: list[float]
     started: float = field(default_factory=time.time)
     done: int = 0
-    measured: float = 0.0  # seconds of steps that had an estimate and really ran
-    estimated: float = 0.0  # their estimates
+    measured: dict[str, float] = field(default_factory=dict)  # stage -> seconds of estimated steps that ran
+    estimated: dict[str, float] = field(default_factory=dict)  # stage -> their estimates
     by_stage: dict[str, list[float]] = field(default_factory=dict)
 
     @classmethod
@@ -43,21 +44,24 @@ class Progress:
         self.done = index + 1
         if cached:
             return
+        stage = self.stages[index]
         if self.estimates[index] > 0:
-            self.measured += seconds
-            self.estimated += self.estimates[index]
+            self.measured[stage] = self.measured.get(stage, 0.0) + seconds
+            self.estimated[stage] = self.estimated.get(stage, 0.0) + self.estimates[index]
         self.by_stage.setdefault(self.stages[index], []).append(seconds)
 
-    @property
-    def ratio(self) -> float:
-        """Measured / estimated time of the steps run so far (1 before any)."""
-        return self.measured / self.estimated if self.estimated > 0 else 1.0
+    def ratio(self, stage: str | None = None) -> float:
+        """Measured / estimated time of the stage's steps run so far; of all stages when it has none (1 before any)."""
+        if stage in self.estimated:
+            return self.measured[stage] / self.estimated[stage]
+        estimated = sum(self.estimated.values())
+        return sum(self.measured.values()) / estimated if estimated > 0 else 1.0
 
     def left(self) -> float:
         total = 0.0
         for stage, estimate in zip(self.stages[self.done :], self.estimates[self.done :]):
             if estimate > 0:
-                total += estimate * self.ratio
+                total += estimate * self.ratio(stage)
             elif self.by_stage.get(stage):
                 total += sum(self.by_stage[stage]) / len(self.by_stage[stage])
         return total

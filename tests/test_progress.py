@@ -16,14 +16,19 @@ from study.progress import Progress, minutes
 
 
 def test_eta_starts_from_the_estimate_and_follows_the_measured_speed():
-    p = Progress(["corpus", "midtrain", "rl", "eval", "corpus"], [0.0, 120.0, 240.0, 60.0, 0.0], started=0)
-    assert p.left() == 420.0  # nothing measured: the dry-run estimate (corpus steps have none)
+    stages = ["corpus", "midtrain", "midtrain", "rl", "eval", "corpus"]
+    p = Progress(stages, [0.0, 120.0, 120.0, 240.0, 60.0, 0.0], started=0)
+    assert p.left() == 540.0  # nothing measured: the dry-run estimate (corpus steps have none)
     p.finished(0, 30.0, cached=False)  # a corpus step: no estimate, but now its stage has a measured time
-    assert p.left() == 420.0 + 30.0
-    p.finished(1, 240.0, cached=False)  # mid-training took twice its estimate: the rest is scaled by 2
-    assert p.ratio == 2.0 and p.left() == (240.0 + 60.0) * 2 + 30.0
-    p.finished(2, 240.0, cached=True)  # a cached step says nothing about speed
-    assert p.ratio == 2.0 and p.left() == 60.0 * 2 + 30.0
+    assert p.left() == 540.0 + 30.0
+    p.finished(1, 240.0, cached=False)  # mid-training took twice its estimate
+    # the next mid-training step at its own stage's ratio; rl and eval, not measured yet, at the overall one
+    assert p.ratio("midtrain") == p.ratio() == 2.0 and p.left() == (120.0 + 240.0 + 60.0) * 2 + 30.0
+    p.finished(2, 120.0, cached=True)  # a cached step says nothing about speed
+    assert p.ratio("midtrain") == 2.0 and p.left() == (240.0 + 60.0) * 2 + 30.0
+    p.finished(3, 60.0, cached=False)  # RL ran 4x faster than estimated: eval follows the overall ratio
+    assert p.ratio("rl") == 0.25 and p.ratio("eval") == p.ratio() == 300.0 / 360.0
+    assert p.left() == pytest.approx(60.0 * 300.0 / 360.0 + 30.0)
 
 
 def test_the_line_reads_step_elapsed_left(monkeypatch):
