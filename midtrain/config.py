@@ -14,6 +14,7 @@ from pydantic import BeforeValidator, Field, model_validator
 
 from octo.config import StrictModel, load_config
 from octo.tiny import TinyModelConfig
+from octo.tracking import TrackingConfig
 
 _SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9, "T": 10**12}
 
@@ -194,6 +195,7 @@ class MidtrainConfig(StrictModel):
     optim: OptimConfig = OptimConfig()
     train: TrainConfig
     nanotron: NanotronConfig = NanotronConfig()
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig, exclude=True)  # never part of the hash
 
     @model_validator(mode="after")
     def _batch_shape(self):

@@ -34,6 +34,9 @@ from midtrain.schedule import lr_at
 from octo.config import ConfigError, dump_config, load_raw
 from octo.jsonl import append_jsonl, read_jsonl, write_jsonl
 from octo.manifest import is_complete, write_manifest
+from octo.progress import bar as progress_bar
+from octo.tracking import Tracker
+from octo.tracking import start as start_tracking
 
 METRICS = "metrics.jsonl"
 PLOT = "metrics.png"
@@ -262,22 +265,19 @@ def _train(config: MidtrainConfig, accelerator, out: Path, started: float) -> Pa
         )
 
     log(plan.describe())
+    tracker = start_tracking(config.tracking, run_name=config.name, config=config, output_dir=out,
+                             resume_step=step or None) if main else Tracker([])  # fmt: skip
     stage_ends = {s.end_step for s in plan.stages}
     every = config.train.checkpoint_every
     bt, seq = plan.batch_tokens, plan.sequence_length
     loss_sum = torch.zeros((), device=accelerator.device)
     grad_norm = None
     since, t_log, data_s, train_start = 0, time.perf_counter(), 0.0, time.perf_counter()
-    from tqdm.auto import tqdm
-
-    bar = tqdm(
-        total=plan.run_steps,
+    bar = progress_bar(
+        plan.run_steps,
         initial=step - plan.start_step,
         disable=not (main and config.train.progress),
         desc=config.name,
-        unit="step",
-        mininterval=1.0,
-        file=sys.stderr,
     )
     while step < plan.total_steps:
         lr = lr_at(plan, step)
@@ -322,6 +322,7 @@ def _train(config: MidtrainConfig, accelerator, out: Path, started: float) -> Pa
             }
             if main:
                 append_jsonl(metrics_path, row)
+                tracker.log(row)
             bar.set_postfix(
                 loss=f"{loss_avg:.3f}", lr=f"{lr:.2e}", tok_s=f"{row['tokens_per_s']:.0f}", refresh=False
             )
@@ -354,6 +355,7 @@ def _train(config: MidtrainConfig, accelerator, out: Path, started: float) -> Pa
                 )
             accelerator.wait_for_everyone()
     bar.close()
+    tracker.finish()
     train_s = time.perf_counter() - train_start
 
     # --- final/: the HF folder the RL and eval stages load

@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("eval.__main__", "lighteval suites: few-shot base, zero-shot RL, pass@k (run)"),
     "readiness": ("eval.readiness", "the RL-readiness table and plots of a study folder"),
     "study": ("study.__main__", "run a whole study end to end (run, --dry-run)"),
+    "publish": ("octo.publish", "a finished run as a Hub model folder with a model card (--out DIR, --push)"),
     "demo": ("study.demo", "the miniature OctoThinker study on CPU (what `make demo` runs)"),
     "assets": (
         "octo.assets_cli",
@@ -59,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"octo {__version__}")
         return 0
     command, rest = argv[0], argv[1:]
+    from octo.progress import quiet_libraries
+
+    quiet_libraries()  # no carriage-return bar redraws in a log file (before any stage imports tqdm)
     if command not in COMMANDS:
         print(f"octo: unknown command '{command}'\n\n{usage()}", file=sys.stderr)
         return 2

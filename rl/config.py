@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from octo.config import StrictModel, load_config
+from octo.tracking import TrackingConfig
 
 DEFAULT_STOP_STRINGS = ["Question:", "User:", "Assistant:", "Answer:"]
 
@@ -167,6 +168,7 @@ class RLConfig(StrictModel):
     checkpoint: CheckpointConfig = CheckpointConfig()
     write_samples: bool = Field(True, description="write samples.jsonl (one row per completion)")
     log_every: int = Field(10, gt=0, description="RL steps between progress lines")
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig, exclude=True)  # never part of the hash
 
     @model_validator(mode="after")
     def _truncation_mask_needs_eos(self):

@@ -29,6 +29,8 @@ from pathlib import Path
 from octo.config import ConfigError, dump_config
 from octo.jsonl import append_jsonl, read_jsonl, write_jsonl
 from octo.manifest import config_hash, is_complete, read_manifest, write_manifest
+from octo.tracking import Tracker
+from octo.tracking import start as start_tracking
 
 from .config import RLConfig
 from .dynamics import metrics_row
@@ -194,7 +196,10 @@ def _train(cfg: RLConfig, out: Path, started: float, callbacks) -> Path:
             batch_size=cfg.validation.batch_size,
             require_boxed=cfg.reward.require_boxed,
         )
-    dynamics = DynamicsCallback(cfg, recorder, out / "metrics.jsonl", validator, started)
+    done = int(resume.name.split("-")[1]) // per_step if resume is not None else 0
+    tracker = start_tracking(cfg.tracking, run_name=f"rl/{out.name}", config=cfg, output_dir=out,
+                             resume_step=done or None) if main else Tracker([])  # fmt: skip
+    dynamics = DynamicsCallback(cfg, recorder, out / "metrics.jsonl", validator, started, tracker)
     trainer = OctoGRPOTrainer(
         model=model,
         reward_funcs=[recorder.as_reward_function()],
@@ -210,13 +215,15 @@ def _train(cfg: RLConfig, out: Path, started: float, callbacks) -> Path:
     recorder.trainer = trainer
 
     if resume is None and validator is not None and cfg.validation.at_start and main:
-        append_jsonl(out / "metrics.jsonl", metrics_row(0, extra=validator(model)))
+        append_jsonl(out / "metrics.jsonl", row := metrics_row(0, extra=validator(model)))
+        tracker.log(row)
     print(
         f"[rl] {cfg.model} -> {out}: {t.steps} steps x {t.prompts_per_step} prompts x {t.num_generations} "
         f"rollouts, {t.updates_per_step} update(s)/step, {len(items)} prompts, template {cfg.template.name}",
         flush=True,
     )
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    with tracker:
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
 
     # final/: the model and tokenizer in HF format, written atomically.
     tmp = out / (FINAL + ".tmp")

@@ -18,10 +18,12 @@ import math
 import time
 from pathlib import Path
 
+from tqdm import tqdm
 from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
 from octo.jsonl import append_jsonl
+from octo.progress import bar as progress_bar
 
 from .config import RLConfig
 from .dynamics import metrics_row, summarise_rollout, summarise_updates
@@ -235,8 +237,18 @@ class Recorder:
 class DynamicsCallback(TrainerCallback):
     """Writes one metrics.jsonl row per RL step and prints progress."""
 
-    def __init__(self, cfg: RLConfig, recorder: Recorder, metrics_path: Path, validator=None, started=None):
+    def __init__(
+        self,
+        cfg: RLConfig,
+        recorder: Recorder,
+        metrics_path: Path,
+        validator=None,
+        started=None,
+        tracker=None,
+    ):
         self.cfg, self.recorder, self.metrics_path, self.validator = cfg, recorder, metrics_path, validator
+        self.tracker = tracker  # octo.tracking.Tracker: each row also goes to the configured trackers
+        self.bar = None
         self.per_step = updates_per_step(cfg)
         self.pending: list[dict] = []
         self.validation: dict = {}
@@ -247,6 +259,16 @@ class DynamicsCallback(TrainerCallback):
         return (
             self.validator is not None and every > 0 and (step % every == 0 or step == self.cfg.trainer.steps)
         )
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        done = state.global_step // self.per_step
+        self.bar = progress_bar(
+            self.cfg.trainer.steps, initial=done, desc="rl", disable=not state.is_world_process_zero
+        )
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.close()
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if state.is_world_process_zero and state.global_step % self.per_step == 0:
@@ -270,9 +292,13 @@ class DynamicsCallback(TrainerCallback):
             step, self.recorder.rollouts.pop(step, None), summarise_updates(self.pending), extra
         )
         append_jsonl(self.metrics_path, row)
+        if self.tracker is not None:
+            self.tracker.log(row)
         self.pending, self.validation = [], {}
+        if self.bar is not None:
+            self.bar.update(step - self.bar.n)
         if step % self.cfg.log_every == 0 or step == self.cfg.trainer.steps or step == 1:
-            print(progress_line(row, self.cfg.trainer.steps), flush=True)
+            tqdm.write(progress_line(row, self.cfg.trainer.steps))  # keeps a terminal bar intact
 
 
 def _fmt(value, spec=".3f") -> str:

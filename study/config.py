@@ -14,6 +14,7 @@ from pydantic import AfterValidator, Field, model_validator
 
 from octo.config import StrictModel, load_config
 from octo.manifest import PROJECT_ROOT
+from octo.tracking import TrackingConfig
 
 
 def _recipe_path(path: str) -> str:
@@ -134,6 +135,9 @@ class StudyConfig(StrictModel):
         default_factory=dict, description="options for the table"
     )
     compute: ComputeEntry = ComputeEntry()
+    tracking: TrackingConfig = Field(
+        default_factory=TrackingConfig, exclude=True, description="handed to every mid-training and RL run"
+    )
 
     @model_validator(mode="after")
     def _references(self):

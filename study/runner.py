@@ -23,6 +23,8 @@ from octo.jsonl import read_jsonl
 from octo.manifest import is_complete, read_manifest, write_manifest
 from study.config import ArmEntry, MidtrainEntry, StudyConfig
 from study.estimate import Estimate
+from study.progress import Progress
+from study.tracking import for_stage, open_study_run, study_row
 
 
 @dataclass
@@ -142,7 +144,9 @@ def midtrain_config(study: StudyConfig, arm: str, entry: MidtrainEntry, start: s
                 corpus: {"path": str(study.corpus_dir(corpus) / "tokens"), "weight": weight}
                 for corpus, weight in entry.mixture.items()
             }
-    return parse_config(data, MidtrainConfig, source=f"{entry.recipe} (study arm '{arm}')")
+    config = parse_config(data, MidtrainConfig, source=f"{entry.recipe} (study arm '{arm}')")
+    config.tracking = for_stage(study, config.tracking, f"{arm}/midtrain")
+    return config
 
 
 def model_path(study: StudyConfig, name: str) -> str:
@@ -186,6 +190,7 @@ def rl_config(study: StudyConfig, arm: str):
     overrides = [*study.rl.overrides, f"model={model_path(study, arm)}", f"output_dir={study.rl_dir(arm)}"]
     config = rl.load(study.rl.config, overrides)
     config.seed += study.seed
+    config.tracking = for_stage(study, config.tracking, f"{arm}/rl")
     return config
 
 
@@ -283,11 +288,12 @@ def run(study: StudyConfig) -> Path:
     started = time.time()
     timings: list[dict] = []
     write_manifest(study.root / "study", stage="study", config=study, started=started, status="running")
+    progress, tracker = Progress.of(steps, study.compute), open_study_run(study)
     for i, step in enumerate(steps, 1):
         before = _stamp(step.out) if step.stage != "readiness" else None
         log(f"[{i}/{len(steps)}] {step.name}")
         t0 = time.time()
-        step.run()
+        result = step.run()
         seconds = time.time() - t0
         cached = before is not None and before == _stamp(step.out) and json.loads(before)[0] == "complete"
         timings.append(
@@ -296,8 +302,12 @@ def run(study: StudyConfig) -> Path:
         log(
             f"[{i}/{len(steps)}] {step.name}: {'cached (already complete)' if cached else 'done'} in {seconds:.1f}s"
         )
+        progress.finished(i - 1, seconds, cached)
+        log(progress.line())
+        tracker.log(study_row(step, result, progress), step=i)
         write_manifest(study.root / "study", stage="study", config=study, started=started, status="running",
                        counts={"steps": len(steps), "done": i}, extra={"timings": timings})  # fmt: skip
+    tracker.finish()
     total = time.time() - started
     write_manifest(study.root / "study", stage="study", config=study, started=started,
                    counts={"steps": len(steps), "done": len(steps)}, extra={"timings": timings})  # fmt: skip

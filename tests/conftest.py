@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# trackio (imported by TRL) reads its folder once per process: the tests' runs go to a fresh folder of their
+# own (never the user's TRACKIO_DIR), removed at exit
+os.environ["TRACKIO_DIR"] = _TRACKIO_DIR = tempfile.mkdtemp(prefix="octo-test-trackio-")
+atexit.register(shutil.rmtree, _TRACKIO_DIR, True)
 
 
 @pytest.fixture(scope="session")
