@@ -26,8 +26,19 @@ from pathlib import Path
 
 from pydantic import Field
 
+from .curve_plots import draw_arm
+from .curves import (
+    curve,
+    is_number,
+    resolve_curve_key,
+    rolling_mean_steps,
+    series,
+    start_final,
+    window_stats,
+)
 from octo.config import StrictModel, parse_config
 from octo.jsonl import read_jsonl
+from octo.layout import parse_val_key, val_key
 
 RL_SUFFIX = "-rl"
 
@@ -39,7 +50,12 @@ class ReadinessOptions(StrictModel):
     )
     baseline: str = Field("base", description="the arm that is the base model (first row, plotted black)")
     window: int = Field(
-        20, gt=0, description="RL steps averaged for start/final/peak values (at most a fifth of the run)"
+        20, gt=0, description="RL steps averaged for start/final/peak values (at most a fifth of the run's steps)"
+    )
+    curve: str | None = Field(
+        None,
+        description="the curve verdicts read: 'accuracy' (training), 'reward_mean', 'val/<benchmark>' or any "
+        "metrics key (default: an imported arm's mapping, else training accuracy, else validation accuracy)",
     )
     noise_z: float = Field(
         2.0,
@@ -74,70 +90,50 @@ class ReadinessOptions(StrictModel):
 
 
 # ------------------------------------------------------------------------------------------------- reading
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def series(rows: list[dict], key: str) -> tuple[list[float], list[float]]:
-    """(steps, values) of the rows that carry ``key`` (rollout metrics are absent on some steps)."""
-    steps, values = [], []
-    for i, row in enumerate(rows):
-        value = row.get(key)
-        if _is_number(value):
-            steps.append(float(row.get("step", i)))
-            values.append(float(value))
-    return steps, values
+_is_number = is_number
 
 
 def rolling_mean(values: list[float], window: int) -> list[float]:
     """Centred moving average (shorter windows at the ends), so a peak is reported at its own step."""
-    prefix = [0.0]
-    for value in values:
-        prefix.append(prefix[-1] + value)
-    half = window // 2
-    out = []
-    for i in range(len(values)):
-        lo, hi = max(0, i - half), min(len(values), i - half + window)
-        out.append((prefix[hi] - prefix[lo]) / (hi - lo))
-    return out
+    return rolling_mean_steps([float(i) for i in range(len(values))], values, window)
 
 
-def _window(n: int, window: int) -> int:
-    return max(1, min(window, n // 5 if n >= 5 else 1))
-
-
-def rl_summary(rows: list[dict], options: ReadinessOptions) -> dict:
-    """Start / final / peak values of one RL run (means over ``window`` steps), and its pathology ratios."""
+def rl_summary(rows: list[dict], options: ReadinessOptions, curve_key: str | None = None) -> dict:
+    """Start / final / peak values of one RL run's verdict curve (means over ``window`` steps), and its
+    pathology ratios. The curve is ``curve_key`` (else ``options.curve``, else training accuracy where logged,
+    else the validation benchmark with the most points); windows are in steps, so sparse curves work too."""
     out: dict = {"rl_steps": len(rows)}
-    steps, acc = series(rows, "accuracy")
-    if acc:
-        w = _window(len(acc), options.window)
-        smooth = rolling_mean(acc, w)
-        peak_i = max(range(len(smooth)), key=smooth.__getitem__)
-        start, final = sum(acc[:w]) / w, sum(acc[-w:]) / w
+    key = resolve_curve_key(rows, curve_key or options.curve)
+    got = curve(rows, key) if key else None
+    if got is not None and got.values:
+        stats = window_stats(got, options.window)
         out.update(
-            rl_acc_start=start,
-            rl_acc_final=final,
-            rl_acc_peak=max(start, smooth[peak_i]),
-            rl_peak_step=steps[peak_i] if smooth[peak_i] >= start else steps[0],
-            rl_gain=final - start,
+            rl_curve=got.key,
+            rl_curve_label=got.label,
+            rl_curve_points=stats["points"],
+            rl_acc_start=stats["start"],
+            rl_acc_final=stats["final"],
+            rl_acc_peak=stats["peak"],
+            rl_peak_step=stats["peak_step"],
+            rl_gain=stats["final"] - stats["start"],
         )
-        # Binomial standard error of a window mean: p(1-p) over the completions the window averages.
-        _, sizes = series(rows, "completions")
-        if sizes:
-            per_step = sum(sizes) / len(sizes)
-            out["rl_acc_se"] = {
-                name: math.sqrt(max(p * (1 - p), 0.0) / (w * per_step))
-                for name, p in (("start", start), ("final", final), ("peak", out["rl_acc_peak"]))
-            }
-    for key, name in (("response_len_mean", "len"), ("correct_len_mean", "correct_len")):
-        _, values = series(rows, key)
-        if values:
-            w = _window(len(values), options.window)
-            start, final = sum(values[:w]) / w, sum(values[-w:]) / w
+        if "se" in stats:  # binomial SE of the window means (completions per step, or validation set size)
+            out["rl_acc_se"] = stats["se"]
+    elif key:
+        out["rl_curve"] = key
+    bench = (parse_val_key(key) or (None,))[0] if key else None
+    for field, name, val_field in (
+        ("response_len_mean", "len", "response_len"),
+        ("correct_len_mean", "correct_len", "correct_len"),
+    ):
+        ends = start_final(rows, field, options.window)
+        if ends is None and bench:  # a validation-only run: its validation lengths
+            ends = start_final(rows, val_key(bench, val_field), options.window)
+        if ends is not None:
+            start, final = ends
             out[f"{name}_start"], out[f"{name}_final"] = start, final
             out[f"{name}_trend"] = final / start - 1 if start > 0 else None
-    for key, name in (
+    for field, name in (
         ("clip_ratio", "clip_final"),
         ("repetition_ratio", "repetition_final"),
         ("multi_boxed_ratio", "multi_boxed_final"),
@@ -145,29 +141,31 @@ def rl_summary(rows: list[dict], options: ReadinessOptions) -> dict:
         ("no_answer_ratio", "no_answer_final"),
         ("frac_zero_std_groups", "zero_std_final"),
     ):
-        _, values = series(rows, key)
+        ends = start_final(rows, field, options.window)
+        if ends is not None:
+            out[name] = ends[1]
+    for k in sorted({k for row in rows for k in row if (parse_val_key(k) or ("", ""))[1] == "acc"}):
+        _, values = series(rows, k)
         if values:
-            w = _window(len(values), options.window)
-            out[name] = sum(values[-w:]) / w
-    for key in sorted({k for row in rows for k in row if k.startswith("val/") and k.endswith("/acc")}):
-        bench = key[len("val/") : -len("/acc")]
-        _, values = series(rows, key)
-        if values:
-            out[f"val_acc_start/{bench}"], out[f"val_acc_final/{bench}"] = values[0], values[-1]
-            out[f"val_acc_peak/{bench}"] = max(values)
+            name = parse_val_key(k)[0]
+            out[f"val_acc_start/{name}"], out[f"val_acc_final/{name}"] = values[0], values[-1]
+            out[f"val_acc_peak/{name}"] = max(values)
     return out
 
 
 def verdict(summary: dict, options: ReadinessOptions) -> tuple[str, str]:
     """(verdict, reason) from an RL summary. Rules, first match wins:
 
+    The accuracy is the arm's verdict curve (``rl_curve``): training accuracy, or a validation benchmark read
+    every N steps (windows are in steps; a validation point's standard error comes from its set size).
+
     1. no RL accuracy                                       -> "n/a"
     2. unstable, collapse: accuracy rose to a peak at least ``min_gain`` above the start, then fell back by
        at least max(``collapse_abs``, ``collapse_frac`` x the rise)
     (every difference must also exceed ``noise_z`` standard errors of the window means, where the RL metrics
     say how many completions each step scored)
-    3. unstable, runaway length: final/start mean length >= ``runaway_len_ratio`` and the final clip ratio
-       >= ``runaway_clip``
+    3. unstable, runaway length: final/start mean length (else correct-response length) >=
+       ``runaway_len_ratio`` and the final clip ratio >= ``runaway_clip``
     4. not ready, no learning signal: no gain, and more than ``max_zero_std`` of the groups had no reward variance
        not ready, no gain: final - start < ``min_gain`` (or within noise)
     5. not ready, pathologies: final clip > ``max_clip``, repetition > ``max_repetition``, multi-boxed >
@@ -175,7 +173,10 @@ def verdict(summary: dict, options: ReadinessOptions) -> tuple[str, str]:
     6. ready
     """
     if "rl_acc_start" not in summary:
-        return "n/a", "no RL run" if not summary.get("rl_steps") else "the RL metrics have no accuracy column"
+        if not summary.get("rl_steps"):
+            return "n/a", "no RL run"
+        key = summary.get("rl_curve")
+        return "n/a", f"the RL metrics have no {key} values" if key else "the RL metrics have no accuracy column"
     start, final, peak = summary["rl_acc_start"], summary["rl_acc_final"], summary["rl_acc_peak"]
     rise, drop = peak - start, peak - final
     se = summary.get("rl_acc_se") or {}
@@ -191,6 +192,8 @@ def verdict(summary: dict, options: ReadinessOptions) -> tuple[str, str]:
             f"collapse: accuracy peaked at {peak:.2f} (step {summary['rl_peak_step']:.0f}) and fell to {final:.2f}"
         )
     len_start, len_final = summary.get("len_start"), summary.get("len_final")
+    if not (len_start and len_final):  # no mean response length logged: the correct-response length
+        len_start, len_final = summary.get("correct_len_start"), summary.get("correct_len_final")
     clip = summary.get("clip_final")
     if len_start and len_final and clip is not None:
         if len_final / len_start >= options.runaway_len_ratio and clip >= options.runaway_clip:
@@ -544,7 +547,7 @@ def make_plots(study: Path, rows: list[dict], curves: dict, options: ReadinessOp
     base_task = options.plot_task or next(iter(sorted(curves["base_scores"], key=_natural)), None)
     if curves["rl"]:
         for key, label, name, dashed in (
-            ("accuracy", "training accuracy (rolling mean)", "rl_accuracy.png", True),
+            ("accuracy", "accuracy (training: rolling mean)", "rl_accuracy.png", True),
             ("correct_len_mean", "correct-response length (tokens)", "rl_correct_length.png", False),
             ("response_len_mean", "mean response length (tokens)", "rl_length.png", False),
         ):
@@ -554,21 +557,11 @@ def make_plots(study: Path, rows: list[dict], curves: dict, options: ReadinessOp
                 rl_rows = curves["rl"].get(arm)
                 if not rl_rows:
                     continue
-                steps, values = series(rl_rows, key)
-                if not values:
+                if not draw_arm(
+                    ax, rl_rows, key, color=colors[arm], arm=arm, window=options.window, with_validation=True
+                ):
                     continue
-                ax.plot(
-                    steps,
-                    rolling_mean(values, _window(len(values), options.window)),
-                    color=colors[arm],
-                    label=arm,
-                )
                 drawn = True
-                if dashed:  # validation accuracy, where the RL run logged it
-                    for val_key in sorted(
-                        {k for r in rl_rows for k in r if k.startswith("val/") and k.endswith("/acc")}
-                    ):
-                        ax.plot(*series(rl_rows, val_key), "o", color=colors[arm], markersize=4, alpha=0.7)
                 if dashed and base_task and arm in curves["base_scores"].get(base_task, {}):
                     ax.axhline(
                         curves["base_scores"][base_task][arm], color=colors[arm], linestyle="--", linewidth=1
@@ -580,7 +573,7 @@ def make_plots(study: Path, rows: list[dict], curves: dict, options: ReadinessOp
             ax.set_ylabel(label)
             title = label
             if dashed:
-                title += "\n(dots: validation accuracy" + (
+                title += "\n(markers: validation accuracy and sparse curves" + (
                     f"; dashed: few-shot base score on {base_task})" if base_task else ")"
                 )
             ax.set_title(title)
