@@ -38,9 +38,8 @@ from .curves import (
 )
 from octo.config import StrictModel, parse_config
 from octo.jsonl import read_jsonl
-from octo.layout import parse_val_key, val_key
-
-RL_SUFFIX = "-rl"
+from octo.layout import RL_SUFFIX, StudyLayout, parse_val_key, val_key
+from octo.manifest import read_manifest
 
 
 class ReadinessOptions(StrictModel):
@@ -50,7 +49,9 @@ class ReadinessOptions(StrictModel):
     )
     baseline: str = Field("base", description="the arm that is the base model (first row, plotted black)")
     window: int = Field(
-        20, gt=0, description="RL steps averaged for start/final/peak values (at most a fifth of the run's steps)"
+        20,
+        gt=0,
+        description="RL steps averaged for start/final/peak values (at most a fifth of the run's steps)",
     )
     curve: str | None = Field(
         None,
@@ -176,7 +177,10 @@ def verdict(summary: dict, options: ReadinessOptions) -> tuple[str, str]:
         if not summary.get("rl_steps"):
             return "n/a", "no RL run"
         key = summary.get("rl_curve")
-        return "n/a", f"the RL metrics have no {key} values" if key else "the RL metrics have no accuracy column"
+        return (
+            "n/a",
+            f"the RL metrics have no {key} values" if key else "the RL metrics have no accuracy column",
+        )
     start, final, peak = summary["rl_acc_start"], summary["rl_acc_final"], summary["rl_acc_peak"]
     rise, drop = peak - start, peak - final
     se = summary.get("rl_acc_se") or {}
@@ -247,6 +251,23 @@ def _read_metrics(path: Path) -> list[dict]:
     return list(read_jsonl(path)) if path.is_file() else []
 
 
+def _imported_baseline(study: Path) -> str | None:
+    """The baseline an import mapping named, when the study has no 'base' arm of its own."""
+    if StudyLayout(study).rl_dir("base").is_dir():
+        return None
+    for folder in sorted((study / "rl").glob("*/")):
+        baseline = ((read_manifest(folder) or {}).get("readiness") or {}).get("baseline")
+        if baseline:
+            return baseline
+    return None
+
+
+def _mapped_curve(layout: StudyLayout, arm: str) -> str | None:
+    """The verdict curve an imported arm's mapping chose (``octo runs import`` writes it in the manifest)."""
+    manifest = read_manifest(layout.rl_dir(arm)) or {}
+    return (manifest.get("readiness") or {}).get("curve")
+
+
 def discover_arms(study: Path, options: ReadinessOptions) -> list[str]:
     found = set()
     for stage in ("midtrain", "rl"):
@@ -284,6 +305,7 @@ def build_rows(study: Path, options: ReadinessOptions) -> tuple[list[dict], dict
     """One flat row per arm, plus the curves the plots need."""
     arms = discover_arms(study, options)
     evals = load_evals(study)
+    layout = StudyLayout(study)
     kinds: dict[str, str] = {}
     for suites in evals.values():
         for suite, results in suites.items():
@@ -319,13 +341,13 @@ def build_rows(study: Path, options: ReadinessOptions) -> tuple[list[dict], dict
                         for k, value in sorted(passk.items()):
                             row[f"passk_{when}/{suite}/{task}/pass@{k}"] = value
                         curves["passk"].setdefault(f"{suite}/{task}", {}).setdefault(arm, {})[when] = passk
-        rl_rows = _read_metrics(study / "rl" / arm / "metrics.jsonl")
+        rl_rows = _read_metrics(layout.rl_metrics(arm))
         if rl_rows:
-            row.update(rl_summary(rl_rows, options))
+            row.update(rl_summary(rl_rows, options, options.curve or _mapped_curve(layout, arm)))
             curves["rl"][arm] = rl_rows
         else:
             notes.append(f"rl/{arm}/metrics.jsonl missing")
-        mid_rows = _read_metrics(study / "midtrain" / arm / "metrics.jsonl")
+        mid_rows = _read_metrics(layout.midtrain_metrics(arm))
         if mid_rows:
             curves["midtrain"][arm] = mid_rows
         row["verdict"], row["reason"] = verdict(row, options)
@@ -369,6 +391,13 @@ def _fmt(value, digits: int = 2) -> str:
     return str(value)
 
 
+def _curve_cell(row: dict) -> str:
+    """The verdict curve and how many points it has (a validation curve is sparse)."""
+    if "rl_curve_label" not in row:
+        return row.get("rl_curve", "")
+    return f"{row['rl_curve_label']} ({row['rl_curve_points']} pts)"
+
+
 def _arrow(a, b, digits: int = 2) -> str:
     if a is None and b is None:
         return ""
@@ -408,7 +437,7 @@ def markdown_tables(rows: list[dict], curves: dict) -> list[tuple[str, list[str]
             cells.append(f"{_fmt(a)} / {_fmt(b)}" if a is not None else "")
         base.append(cells)
     rl_head = [
-        "arm", "steps", "accuracy start → final", "peak (step)", "gain", "length start → final (trend)",
+        "arm", "steps", "curve", "accuracy start → final", "peak (step)", "gain", "length start → final (trend)",
         "correct length → final", "clip", "repetition", "multi-boxed", "boxed-first", "zero-std groups",
     ]  # fmt: skip
     rl = []
@@ -422,6 +451,7 @@ def markdown_tables(rows: list[dict], curves: dict) -> list[tuple[str, list[str]
             [
                 row["arm"],
                 str(row["rl_steps"]),
+                _curve_cell(row),
                 _arrow(row.get("rl_acc_start"), row.get("rl_acc_final")),
                 f"{_fmt(row.get('rl_acc_peak'))} ({_fmt(row.get('rl_peak_step'), 0)})"
                 if "rl_acc_peak" in row
@@ -443,6 +473,7 @@ def markdown_tables(rows: list[dict], curves: dict) -> list[tuple[str, list[str]
         )
     after_head = ["arm"] + [f"{label(t, zero)} before → after" for t in zero]
     after_head += [f"{label(t, passk_tasks)} pass@1 / pass@{kmax(t)} after" for t in passk_tasks] + [
+        "verdict curve",
         "verdict",
         "reason",
     ]
@@ -454,7 +485,7 @@ def markdown_tables(rows: list[dict], curves: dict) -> list[tuple[str, list[str]
         for t in passk_tasks:
             a, b = row.get(f"passk_post/{t}/pass@1"), row.get(f"passk_post/{t}/pass@{kmax(t)}")
             cells.append(f"{_fmt(a)} / {_fmt(b)}" if a is not None else "")
-        after.append(cells + [f"**{row['verdict']}**", row["reason"]])
+        after.append(cells + [row.get("rl_curve_label", ""), f"**{row['verdict']}**", row["reason"]])
     return [
         ("Before RL (base checkpoints)", base_head, base),
         ("RL dynamics", rl_head, rl),
@@ -635,6 +666,8 @@ def build_readiness(study_dir: str | Path, **options) -> Path:
     study = Path(study_dir)
     if not study.is_dir():
         raise FileNotFoundError(f"study folder not found: {study}")
+    if "baseline" not in options and (imported := _imported_baseline(study)):
+        options = {**options, "baseline": imported}
     opts = parse_config(options, ReadinessOptions, source="build_readiness options")
     rows, curves = build_rows(study, opts)
     if not rows:

@@ -1,0 +1,133 @@
+"""One imported arm's ``rl/<arm>/metrics.jsonl``, written as records stream in (bounded memory).
+
+Rows of the same step are merged (a later value of the same key replaces the earlier one and is counted).
+A step at or below one already written is a rewind, handled by the mapping's ``on_step_rewind``:
+``resume`` truncates the file back to that step (the resumed segment replaces what it re-ran), ``drop``
+ignores the late rows (W&B's own rule), ``offset`` appends them after the last step, ``error`` stops.
+Only (step, file offset) pairs are kept per row, as two compact arrays.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+from array import array
+from collections import Counter
+from pathlib import Path
+
+from octo.layout import val_key
+
+from .mapping import Mapper
+from .readers import Record
+
+
+class ArmWriter:
+    def __init__(self, arm: str, path: Path, mapper: Mapper, policy: str):
+        self.arm, self.path, self.mapper, self.policy = arm, path, mapper, policy
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = path.with_name(path.name + ".import-tmp")
+        self.fh = self.tmp.open("w+b")
+        self.steps, self.offsets = array("d"), array("q")
+        self.pending: dict | None = None
+        self.shift = 0.0
+        self.events: Counter = Counter()  # rewinds, rows superseded, values replaced, ...
+        self.rewinds: list[str] = []
+        self.mapped: dict[str, str] = {}  # external key -> project key
+        self.unmapped: set[str] = set()
+        self.runs: set[str] = set()
+
+    # ------------------------------------------------------------------ input
+    def add(self, record: Record) -> None:
+        self.runs.add(record.run)
+        values = {}
+        for external, value in record.values.items():
+            base, companion = external, ""
+            if external.endswith(("__MIN", "__MAX")):
+                base, companion = external[:-5], external[-5:].lower()
+            key, mapped = self.mapper.key(base)
+            (self.mapped.__setitem__(base, key) if mapped else self.unmapped.add(base))
+            values[key + companion] = value
+        step = record.step + self.shift
+        last = self.pending["step"] if self.pending else (self.steps[-1] if self.steps else None)
+        if self.pending is not None and step == last:
+            for key, value in values.items():
+                if key in self.pending and self.pending[key] != value:
+                    self.events["values replaced by a later row of the same step"] += 1
+                self.pending[key] = value
+            return
+        if last is not None and step < last:
+            step = self._rewind(record, step, last)
+            if step is None:
+                return
+        self._flush()
+        self.pending = {"step": int(step) if float(step).is_integer() else step, **values}
+
+    def _rewind(self, record: Record, step: float, last: float) -> float | None:
+        self.events["step rewinds"] += 1
+        note = f"{record.where}: step {record.step:g} after step {last - self.shift:g}"
+        if self.policy == "error":
+            raise ValueError(f"{note} (on_step_rewind: error; use resume, drop or offset)")
+        if self.policy == "drop":
+            self.events["rows dropped (step not above the last)"] += 1
+            if len(self.rewinds) < 10:
+                self.rewinds.append(note + ": row dropped")
+            return None
+        if self.policy == "offset":
+            self.shift += last + 1 - step
+            if len(self.rewinds) < 10:
+                self.rewinds.append(note + f": steps shifted by {self.shift:g}")
+            return record.step + self.shift
+        self._flush()  # resume: the new segment replaces every written step >= this one
+        cut = bisect.bisect_left(self.steps, step)
+        superseded = len(self.steps) - cut
+        if cut < len(self.steps):
+            self.fh.seek(self.offsets[cut])
+            self.fh.truncate()
+            del self.steps[cut:]
+            del self.offsets[cut:]
+        self.events["rows superseded by a resumed segment"] += superseded
+        if len(self.rewinds) < 10:
+            self.rewinds.append(note + f": resumed, {superseded} earlier rows replaced")
+        return step
+
+    def _flush(self) -> None:
+        if self.pending is None:
+            return
+        self.fh.seek(0, os.SEEK_END)
+        self.offsets.append(self.fh.tell())
+        self.steps.append(float(self.pending["step"]))
+        self.fh.write((json.dumps(self.pending, ensure_ascii=False) + "\n").encode())
+        self.pending = None
+
+    # ------------------------------------------------------------------ output
+    def close(self, reward_range=None, validation_size: dict | None = None) -> int:
+        """Finish the file (adding derived fields in one streaming pass); returns the rows written."""
+        self._flush()
+        self.fh.seek(0)
+        out = self.path.with_name(self.path.name + ".tmp")
+        rows = 0
+        with out.open("w", encoding="utf-8") as dst:
+            for line in self.fh:
+                row = json.loads(line)
+                derive(row, reward_range, validation_size or {})
+                dst.write(json.dumps(row, ensure_ascii=False) + "\n")
+                rows += 1
+        self.fh.close()
+        self.tmp.unlink()
+        os.replace(out, self.path)
+        return rows
+
+    def abort(self) -> None:
+        self.fh.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def derive(row: dict, reward_range, validation_size: dict) -> None:
+    """Fields the mapping implies: accuracy from a correctness reward, validation set sizes."""
+    if reward_range and "accuracy" not in row and isinstance(row.get("reward_mean"), (int, float)):
+        lo, hi = reward_range
+        row["accuracy"] = min(1.0, max(0.0, (row["reward_mean"] - lo) / (hi - lo)))
+    for bench, n in validation_size.items():
+        if val_key(bench) in row and val_key(bench, "n") not in row:
+            row[val_key(bench, "n")] = n
