@@ -26,6 +26,11 @@ from pathlib import Path
 
 from pydantic import Field
 
+from octo.config import StrictModel, parse_config
+from octo.jsonl import read_jsonl
+from octo.layout import RL_SUFFIX, StudyLayout, parse_val_key, val_key
+from octo.manifest import read_manifest
+
 from .curve_plots import draw_arm
 from .curves import (
     curve,
@@ -36,10 +41,6 @@ from .curves import (
     start_final,
     window_stats,
 )
-from octo.config import StrictModel, parse_config
-from octo.jsonl import read_jsonl
-from octo.layout import RL_SUFFIX, StudyLayout, parse_val_key, val_key
-from octo.manifest import read_manifest
 
 
 class ReadinessOptions(StrictModel):

@@ -65,11 +65,16 @@ def number(value) -> tuple[float | None, str | None]:
         text = value.strip()
         if not text:
             return None, "empty"
-        wrapped = _WRAPPED.match(text)
         try:
-            value = float(wrapped["x"] if wrapped else text)
+            value = float(text)
         except ValueError:
-            return None, "not a number"
+            wrapped = _WRAPPED.match(text)
+            try:
+                value = float(wrapped["x"]) if wrapped else None
+            except ValueError:
+                value = None
+            if value is None:
+                return None, "not a number"
     if isinstance(value, (int, float)):
         return (float(value), None) if math.isfinite(value) else (None, "NaN or infinite")
     return None, "not a number"

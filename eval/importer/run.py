@@ -97,9 +97,7 @@ class Importer:
                     )
                 self.run_of[arm] = record.run
                 self._check_folder(arm)
-                self.writers[arm] = ArmWriter(
-                    arm, self.layout.rl_metrics(arm), self.mapper, self.mapping.on_step_rewind
-                )
+                self.writers[arm] = ArmWriter(arm, self.layout.rl_metrics(arm), self.mapper)
         arm = self.arm_of[record.run]
         return self.writers[arm] if arm is not None else None
 
@@ -143,7 +141,7 @@ def import_runs(
         raise
     arms = {}
     for arm, writer in importer.writers.items():
-        rows = writer.close(mapping.reward_range, mapping.validation_size)
+        rows = writer.close()
         arms[arm] = _arm_report(writer, rows, importer.skips)
         write_manifest(
             writer.path.parent,
@@ -193,8 +191,8 @@ def _arm_report(writer: ArmWriter, rows: int, skips: Skips) -> dict:
     return {
         "run": run,
         "rows": rows,
-        "first_step": writer.steps[0] if writer.steps else None,
-        "last_step": writer.steps[-1] if writer.steps else None,
+        "first_step": writer.first_step,
+        "last_step": writer.last_step,
         "mapped": dict(sorted(writer.mapped.items())),
         "unmapped": sorted(writer.unmapped),
         "skipped": skipped,

@@ -4,15 +4,13 @@ Rows of the same step are merged (a later value of the same key replaces the ear
 A step at or below one already written is a rewind, handled by the mapping's ``on_step_rewind``:
 ``resume`` truncates the file back to that step (the resumed segment replaces what it re-ran), ``drop``
 ignores the late rows (W&B's own rule), ``offset`` appends them after the last step, ``error`` stops.
-Only (step, file offset) pairs are kept per row, as two compact arrays.
+Nothing is kept per row: a rewind (rare) finds its cut by reading the file back, so memory stays flat.
 """
 
 from __future__ import annotations
 
-import bisect
 import json
 import os
-from array import array
 from collections import Counter
 from pathlib import Path
 
@@ -23,12 +21,14 @@ from .readers import Record
 
 
 class ArmWriter:
-    def __init__(self, arm: str, path: Path, mapper: Mapper, policy: str):
-        self.arm, self.path, self.mapper, self.policy = arm, path, mapper, policy
+    def __init__(self, arm: str, path: Path, mapper: Mapper):
+        self.arm, self.path, self.mapper = arm, path, mapper
+        self.policy = mapper.mapping.on_step_rewind
+        self.reward_range, self.validation_size = mapper.mapping.reward_range, mapper.mapping.validation_size
         path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = path.with_name(path.name + ".import-tmp")
         self.fh = self.tmp.open("w+b")
-        self.steps, self.offsets = array("d"), array("q")
+        self.rows, self.first_step, self.last_step = 0, None, None
         self.pending: dict | None = None
         self.shift = 0.0
         self.events: Counter = Counter()  # rewinds, rows superseded, values replaced, ...
@@ -49,7 +49,7 @@ class ArmWriter:
             (self.mapped.__setitem__(base, key) if mapped else self.unmapped.add(base))
             values[key + companion] = value
         step = record.step + self.shift
-        last = self.pending["step"] if self.pending else (self.steps[-1] if self.steps else None)
+        last = self.pending["step"] if self.pending else self.last_step
         if self.pending is not None and step == last:
             for key, value in values.items():
                 if key in self.pending and self.pending[key] != value:
@@ -79,44 +79,48 @@ class ArmWriter:
                 self.rewinds.append(note + f": steps shifted by {self.shift:g}")
             return record.step + self.shift
         self._flush()  # resume: the new segment replaces every written step >= this one
-        cut = bisect.bisect_left(self.steps, step)
-        superseded = len(self.steps) - cut
-        if cut < len(self.steps):
-            self.fh.seek(self.offsets[cut])
-            self.fh.truncate()
-            del self.steps[cut:]
-            del self.offsets[cut:]
+        superseded = self._cut(step)
         self.events["rows superseded by a resumed segment"] += superseded
         if len(self.rewinds) < 10:
             self.rewinds.append(note + f": resumed, {superseded} earlier rows replaced")
         return step
 
+    def _cut(self, step: float) -> int:
+        """Truncate the file before the first row whose step is >= ``step``; returns the rows removed."""
+        self.fh.seek(0)
+        position, kept, last = 0, 0, None
+        for line in iter(self.fh.readline, b""):
+            row_step = json.loads(line)["step"]
+            if row_step >= step:
+                break
+            position, kept, last = position + len(line), kept + 1, row_step
+        removed = self.rows - kept
+        self.fh.seek(position)
+        self.fh.truncate()
+        self.rows, self.last_step = kept, last
+        if kept == 0:
+            self.first_step = None
+        return removed
+
     def _flush(self) -> None:
         if self.pending is None:
             return
+        derive(self.pending, self.reward_range, self.validation_size)
         self.fh.seek(0, os.SEEK_END)
-        self.offsets.append(self.fh.tell())
-        self.steps.append(float(self.pending["step"]))
+        self.rows += 1
+        self.last_step = self.pending["step"]
+        if self.first_step is None:
+            self.first_step = self.last_step
         self.fh.write((json.dumps(self.pending, ensure_ascii=False) + "\n").encode())
         self.pending = None
 
     # ------------------------------------------------------------------ output
-    def close(self, reward_range=None, validation_size: dict | None = None) -> int:
-        """Finish the file (adding derived fields in one streaming pass); returns the rows written."""
+    def close(self) -> int:
+        """Finish the file; returns the rows written."""
         self._flush()
-        self.fh.seek(0)
-        out = self.path.with_name(self.path.name + ".tmp")
-        rows = 0
-        with out.open("w", encoding="utf-8") as dst:
-            for line in self.fh:
-                row = json.loads(line)
-                derive(row, reward_range, validation_size or {})
-                dst.write(json.dumps(row, ensure_ascii=False) + "\n")
-                rows += 1
         self.fh.close()
-        self.tmp.unlink()
-        os.replace(out, self.path)
-        return rows
+        os.replace(self.tmp, self.path)
+        return self.rows
 
     def abort(self) -> None:
         self.fh.close()
