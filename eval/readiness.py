@@ -158,14 +158,11 @@ def rl_summary(rows: list[dict], options: ReadinessOptions, curve_key: str | Non
 def verdict(summary: dict, options: ReadinessOptions) -> tuple[str, str]:
     """(verdict, reason) from an RL summary. Rules, first match wins:
 
-    The accuracy is the arm's verdict curve (``rl_curve``): training accuracy, or a validation benchmark read
-    every N steps (windows are in steps; a validation point's standard error comes from its set size).
-
-    1. no RL accuracy                                       -> "n/a"
+    1. no RL accuracy (of the arm's verdict curve ``rl_curve``: training or validation accuracy) -> "n/a"
     2. unstable, collapse: accuracy rose to a peak at least ``min_gain`` above the start, then fell back by
        at least max(``collapse_abs``, ``collapse_frac`` x the rise)
-    (every difference must also exceed ``noise_z`` standard errors of the window means, where the RL metrics
-    say how many completions each step scored)
+    (every difference must also exceed ``noise_z`` standard errors of the window means (windows in steps),
+    from the completions per step or the validation set size)
     3. unstable, runaway length: final/start mean length (else correct-response length) >=
        ``runaway_len_ratio`` and the final clip ratio >= ``runaway_clip``
     4. not ready, no learning signal: no gain, and more than ``max_zero_std`` of the groups had no reward variance
@@ -175,13 +172,8 @@ def verdict(summary: dict, options: ReadinessOptions) -> tuple[str, str]:
     6. ready
     """
     if "rl_acc_start" not in summary:
-        if not summary.get("rl_steps"):
-            return "n/a", "no RL run"
-        key = summary.get("rl_curve")
-        return (
-            "n/a",
-            f"the RL metrics have no {key} values" if key else "the RL metrics have no accuracy column",
-        )
+        key = summary.get("rl_curve") or "accuracy"
+        return "n/a", f"the RL metrics have no {key} values" if summary.get("rl_steps") else "no RL run"
     start, final, peak = summary["rl_acc_start"], summary["rl_acc_final"], summary["rl_acc_peak"]
     rise, drop = peak - start, peak - final
     se = summary.get("rl_acc_se") or {}
@@ -405,6 +397,36 @@ def _arrow(a, b, digits: int = 2) -> str:
     return f"{_fmt(a, digits) or '–'} → {_fmt(b, digits) or '–'}"
 
 
+def _rl_cells(row: dict, width: int) -> list[str]:
+    """One row of the RL dynamics table."""
+    if "rl_steps" not in row:
+        return [row["arm"]] + [""] * (width - 1)
+    trend = row.get("len_trend")
+    length = _arrow(row.get("len_start"), row.get("len_final"), 0)
+    peak = (
+        f"{_fmt(row.get('rl_acc_peak'))} ({_fmt(row.get('rl_peak_step'), 0)})" if "rl_acc_peak" in row else ""
+    )
+    return [
+        row["arm"],
+        str(row["rl_steps"]),
+        _curve_cell(row),
+        _arrow(row.get("rl_acc_start"), row.get("rl_acc_final")),
+        peak,
+        f"{row['rl_gain']:+.2f}" if "rl_gain" in row else "",
+        f"{length} ({trend:+.0%})" if trend is not None else length,
+        _arrow(row.get("correct_len_start"), row.get("correct_len_final"), 0),
+    ] + [
+        _fmt(row.get(k))
+        for k in (
+            "clip_final",
+            "repetition_final",
+            "multi_boxed_final",
+            "boxed_first_final",
+            "zero_std_final",
+        )
+    ]
+
+
 def markdown_tables(rows: list[dict], curves: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, header, cells) of the three tables: before RL, RL dynamics, after RL."""
     keys = {k for row in rows for k in row}
@@ -441,37 +463,7 @@ def markdown_tables(rows: list[dict], curves: dict) -> list[tuple[str, list[str]
         "arm", "steps", "curve", "accuracy start → final", "peak (step)", "gain", "length start → final (trend)",
         "correct length → final", "clip", "repetition", "multi-boxed", "boxed-first", "zero-std groups",
     ]  # fmt: skip
-    rl = []
-    for row in rows:
-        if "rl_steps" not in row:
-            rl.append([row["arm"]] + [""] * (len(rl_head) - 1))
-            continue
-        trend = row.get("len_trend")
-        length = _arrow(row.get("len_start"), row.get("len_final"), 0)
-        rl.append(
-            [
-                row["arm"],
-                str(row["rl_steps"]),
-                _curve_cell(row),
-                _arrow(row.get("rl_acc_start"), row.get("rl_acc_final")),
-                f"{_fmt(row.get('rl_acc_peak'))} ({_fmt(row.get('rl_peak_step'), 0)})"
-                if "rl_acc_peak" in row
-                else "",
-                f"{row['rl_gain']:+.2f}" if "rl_gain" in row else "",
-                f"{length} ({trend:+.0%})" if trend is not None else length,
-                _arrow(row.get("correct_len_start"), row.get("correct_len_final"), 0),
-            ]
-            + [
-                _fmt(row.get(k))
-                for k in (
-                    "clip_final",
-                    "repetition_final",
-                    "multi_boxed_final",
-                    "boxed_first_final",
-                    "zero_std_final",
-                )
-            ]
-        )
+    rl = [_rl_cells(row, len(rl_head)) for row in rows]
     after_head = ["arm"] + [f"{label(t, zero)} before → after" for t in zero]
     after_head += [f"{label(t, passk_tasks)} pass@1 / pass@{kmax(t)} after" for t in passk_tasks] + [
         "verdict curve",
