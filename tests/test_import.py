@@ -170,7 +170,7 @@ def test_wandb_history_jsonl_and_csv(tmp_path):
     jsonl = tmp_path / "run-abc.jsonl"
     with jsonl.open("w") as fh:
         for step in range(0, 50):
-            row = {"_step": step, "_runtime": step * 2.0, "train/reward": 0.1 + step / 100}
+            row = {"_step": 3 * step, "train/global_step": step, "train/reward": 0.1 + step / 100}
             if step == 7:
                 row["train/reward"] = float("nan")
             fh.write(json.dumps(row) + "\n")
@@ -181,6 +181,7 @@ def test_wandb_history_jsonl_and_csv(tmp_path):
     )
     rows = rows_of(tmp_path / "s", "run-abc")
     assert len(rows) == 50 and "reward_mean" not in rows[7] and rows[8]["reward_mean"] == pytest.approx(0.18)
+    assert rows[8]["step"] == 8 and rows[8]["_step"] == 24  # the trainer's step; W&B's counter kept as is
     assert report["arms"]["run-abc"]["skipped"] == {"NaN or infinite": 1}
     report = import_runs(
         tmp_path / "c", [csv_path], load_mapping(preset="trl"), fmt="wandb_history", run="csv run"
@@ -310,6 +311,27 @@ def test_a_50mb_export_streams_in_bounded_memory(tmp_path):
     # the imported rows as Python dicts would take well over 1 GB; the importer stays near its imports' size
     assert maxrss_kb < 200 * 1024, f"peak RSS {maxrss_kb / 1024:.0f} MB"
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss > 0
+
+
+def test_sparse_curves_are_drawn_as_markers_with_a_line():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from eval.curve_plots import draw_arm
+
+    rows = [{"step": 50 * i, "val/math500/acc": 0.2 + 0.01 * i} for i in range(11)]
+    fig, ax = plt.subplots()
+    assert draw_arm(ax, rows, "accuracy", color="C0", arm="ext", window=20, with_validation=True)
+    (line,) = ax.get_lines()
+    assert line.get_marker() == "o" and line.get_linestyle() == "-" and line.get_label() == "ext"
+    assert list(line.get_xdata()) == [50.0 * i for i in range(11)]
+    dense = [{"step": i, "accuracy": 0.5} for i in range(200)]
+    ax.clear()
+    assert draw_arm(ax, dense, "accuracy", color="C1", arm="native", window=20, with_validation=True)
+    assert ax.get_lines()[0].get_marker() in ("None", None, "")  # a dense curve: a rolling-mean line
+    plt.close(fig)
 
 
 def test_import_cli(tmp_path, capsys):

@@ -26,6 +26,7 @@ from pathlib import Path
 
 FORMATS = ("auto", "wandb_csv", "wandb_history", "verl", "verl_console", "trl")
 COMPANIONS = ("__MIN", "__MAX")
+STEP_KEYS = ("_step", "step", "train/global_step", "global_step")  # the mapping's ``step:`` is tried first
 _CONSOLE = re.compile(r"(?:^|\s)step:(?P<step>-?\d+(?:\.\d+)?)(?P<rest>(?: - .*)?)$")
 _WRAPPED = re.compile(r"^(?:np\.\w+|numpy\.\w+|tensor|array)\(\s*(?P<x>[^,()]+?)\s*[,)]")
 
@@ -151,7 +152,7 @@ def read_wandb_csv(path: Path, skips: Skips, step_column: str | None = None) -> 
 
 # ------------------------------------------------------------------------------------------- row-per-step
 def read_history_jsonl(path: Path, run: str, skips: Skips, step_key: str | None) -> Iterator[Record]:
-    keys = (step_key,) if step_key else ("_step", "step", "train/global_step", "global_step")
+    keys = ((step_key,) if step_key else ()) + STEP_KEYS
     with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
@@ -178,7 +179,7 @@ def _row_record(row: dict, run: str, keys, where: str, skips: Skips) -> Iterator
 
 
 def read_history_csv(path: Path, run: str, skips: Skips, step_key: str | None) -> Iterator[Record]:
-    keys = (step_key,) if step_key else ("_step", "step", "train/global_step", "global_step")
+    keys = ((step_key,) if step_key else ()) + STEP_KEYS
     with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.reader(fh)
         header = next(reader, None) or []
