@@ -78,7 +78,7 @@ def test_wandb_csv_three_runs(tmp_path):
     assert manifest["stage"] == "import" and manifest["readiness"]["curve"] == "val/math500"
     assert {i["path"] for i in manifest["inputs"].values()} == {str(p) for p in sources}
     assert all(len(i["sha256"]) == 64 for i in manifest["inputs"].values())
-    assert "val-core/math500/acc/mean@1" in manifest["config"]["patterns"][-1]["match"] or manifest["config"]
+    assert any(p["match"].startswith("val-core/") for p in manifest["config"]["patterns"])  # the mapping used
     assert (study / "import" / "val_acc.md").read_text().count("| base |") == 1
 
 

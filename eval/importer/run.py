@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 from octo.layout import RESULTS_FILE, StudyLayout
-from octo.manifest import read_manifest, write_manifest
+from octo.manifest import hash_path, read_manifest, write_manifest
 
 from . import lighteval, readers
 from .mapping import ImportMapping, Mapper, safe_arm
@@ -140,6 +140,8 @@ def import_runs(
         importer.abort()
         raise
     arms = {}
+    # hashed once (a 50 MB export feeding 20 arms is read once more, not 20 times); written as each manifest's inputs
+    hashes = {f"source{i}": hash_path(d["path"]) for i, d in enumerate(described)}
     for arm, writer in importer.writers.items():
         rows = writer.close()
         arms[arm] = _arm_report(writer, rows, importer.skips)
@@ -147,12 +149,12 @@ def import_runs(
             writer.path.parent,
             stage=STAGE,
             config=mapping,
-            inputs={f"source{i}": d["path"] for i, d in enumerate(described)},
             counts={"rows": rows, "skipped_cells": arms[arm]["skipped_total"]},
             started=started,
             extra={
+                "inputs": hashes,
                 "sources": described,
-                "run": writer.arm and importer.run_of[arm],
+                "run": importer.run_of[arm],
                 "import": arms[arm],
                 "readiness": {"curve": mapping.curve, "baseline": mapping.baseline},
             },  # fmt: skip
