@@ -72,14 +72,17 @@ def resolve_curve_key(rows: list[dict], requested: str | None) -> str | None:
 
 def curve(rows: list[dict], key: str) -> Curve:
     parsed = parse_val_key(key)
-    size_key = val_key(parsed[0], "n") if parsed else "completions"
+    # A binomial SE needs a proportion: training accuracy (completions per step) or a validation accuracy.
+    size_key = val_key(parsed[0], "n") if parsed and parsed[1] == "acc" else None
+    if key == TRAIN_CURVE:
+        size_key = "completions"
     steps, values, sizes = [], [], []
     for i, row in enumerate(rows):
         value = row.get(key)
         if is_number(value):
             steps.append(float(row.get("step", i)))
             values.append(float(value))
-            size = row.get(size_key)
+            size = row.get(size_key) if size_key else None
             sizes.append(float(size) if is_number(size) and size > 0 else None)
     return Curve(key, steps, values, sizes)
 

@@ -190,6 +190,19 @@ def test_wandb_history_jsonl_and_csv(tmp_path):
     assert rows_of(tmp_path / "c", "csv_run")[0]["response_len_mean"] == 100
 
 
+def test_unicode_and_long_run_names_import(tmp_path):
+    long = "grpo-" + "très-long-" * 40
+    runs = ["数学 RL ⚗", long]
+    path = write_wandb_csv(
+        tmp_path / "u.csv", runs, "critic/score/mean", lambda i: [0, 1, 2], lambda i, s: 0.1 * s
+    )
+    report = import_runs(tmp_path / "s", [path], load_mapping(preset="verl"))
+    assert {a["run"] for a in report["arms"].values()} == set(runs)
+    assert "数学_RL" in report["arms"] and all(len(arm) <= 64 for arm in report["arms"])
+    assert all((tmp_path / "s" / "rl" / arm / "metrics.jsonl").is_file() for arm in report["arms"])
+    assert "数学 RL ⚗" in (tmp_path / "s" / "import" / "u.md").read_text(encoding="utf-8")
+
+
 def test_unicode_and_long_run_names():
     assert safe_arm("数学-RL run 1") == "数学-RL_run_1"
     long = safe_arm("x" * 300)
