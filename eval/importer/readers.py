@@ -125,7 +125,8 @@ def read_wandb_csv(path: Path, skips: Skips, step_column: str | None = None) -> 
                 raise ValueError(
                     f"{path}:1: column {i + 1} {name!r} is not '<run name> - <metric>' (a W&B chart export)"
                 )
-            columns.append((i, *parsed))
+            run, metric, companion = parsed
+            columns.append((i, run, metric + companion))
         for lineno, cells in enumerate(reader, 2):
             if not cells:
                 continue
@@ -137,15 +138,20 @@ def read_wandb_csv(path: Path, skips: Skips, step_column: str | None = None) -> 
                 skips.add("(file)", f"row without a step ({reason}): its cells", where, len(columns))
                 continue
             by_run: dict[str, dict[str, float]] = {}
-            for i, run, metric, companion in columns:
-                if i >= len(cells):
+            width = len(cells)
+            for i, run, metric in columns:
+                if i >= width:
                     skips.add(run, "missing (short row)", where)
                     continue
-                value, reason = number(cells[i])
+                try:  # the common case first: a plain finite number (x - x is 0 only for finite x)
+                    value = float(cells[i])
+                    reason = None if value - value == 0 else "NaN or infinite"
+                except ValueError:
+                    value, reason = number(cells[i])
                 if reason:
                     skips.add(run, reason, f"{where} column {i + 1}")
                     continue
-                by_run.setdefault(run, {})[metric + companion] = value
+                by_run.setdefault(run, {})[metric] = value
             for run, values in by_run.items():
                 yield Record(run, step, values, where)
 

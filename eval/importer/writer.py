@@ -36,18 +36,19 @@ class ArmWriter:
         self.mapped: dict[str, str] = {}  # external key -> project key
         self.unmapped: set[str] = set()
         self.runs: set[str] = set()
+        self._keys: dict[str, str] = {}
+        self._moved = False
 
     # ------------------------------------------------------------------ input
     def add(self, record: Record) -> None:
         self.runs.add(record.run)
+        keys = self._keys
         values = {}
         for external, value in record.values.items():
-            base, companion = external, ""
-            if external.endswith(("__MIN", "__MAX")):
-                base, companion = external[:-5], external[-5:].lower()
-            key, mapped = self.mapper.key(base)
-            (self.mapped.__setitem__(base, key) if mapped else self.unmapped.add(base))
-            values[key + companion] = value
+            key = keys.get(external)
+            if key is None:
+                key = keys[external] = self._key(external)
+            values[key] = value
         step = record.step + self.shift
         last = self.pending["step"] if self.pending else self.last_step
         if self.pending is not None and step == last:
@@ -62,6 +63,18 @@ class ArmWriter:
                 return
         self._flush()
         self.pending = {"step": int(step) if float(step).is_integer() else step, **values}
+
+    def _key(self, external: str) -> str:
+        """The project key of an external one (``__MIN``/``__MAX`` companions follow their metric)."""
+        base, companion = external, ""
+        if external.endswith(("__MIN", "__MAX")):
+            base, companion = external[:-5], external[-5:].lower()
+        key, mapped = self.mapper.key(base)
+        if mapped:
+            self.mapped[base] = key
+        else:
+            self.unmapped.add(base)
+        return key + companion
 
     def _rewind(self, record: Record, step: float, last: float) -> float | None:
         self.events["step rewinds"] += 1
@@ -88,6 +101,7 @@ class ArmWriter:
     def _cut(self, step: float) -> int:
         """Truncate the file before the first row whose step is >= ``step``; returns the rows removed."""
         self.fh.seek(0)
+        self._moved = True
         position, kept, last = 0, 0, None
         for line in iter(self.fh.readline, b""):
             row_step = json.loads(line)["step"]
@@ -105,8 +119,11 @@ class ArmWriter:
     def _flush(self) -> None:
         if self.pending is None:
             return
-        derive(self.pending, self.reward_range, self.validation_size)
-        self.fh.seek(0, os.SEEK_END)
+        if self.reward_range or self.validation_size:
+            derive(self.pending, self.reward_range, self.validation_size)
+        if self._moved:  # only after a rewind read the file back
+            self.fh.seek(0, os.SEEK_END)
+            self._moved = False
         self.rows += 1
         self.last_step = self.pending["step"]
         if self.first_step is None:
