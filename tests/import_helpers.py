@@ -108,14 +108,16 @@ def write_verl_console(path: Path, steps) -> Path:
     return path
 
 
-def write_lighteval(path: Path, tasks: dict[str, float], fewshot: int) -> Path:
-    """A lighteval results JSON (results_<date>.json) with per-task metrics and the summary counts."""
+def write_lighteval(path: Path, tasks: dict[str, float], fewshot: int, *, suite_prefix: bool = True) -> Path:
+    """A lighteval results JSON (results_<date>.json) with per-task metrics and the summary counts; task keys
+    are '<suite>|<task>|<fewshot>' (older lighteval) or '<task>|<fewshot>' (lighteval 0.13)."""
+    prefix = "lighteval|" if suite_prefix else ""
     results = {
-        f"lighteval|{t}|{fewshot}": {"extractive_match": s, "extractive_match_stderr": 0.02}
+        f"{prefix}{t}|{fewshot}": {"extractive_match": s, "extractive_match_stderr": 0.02}
         for t, s in tasks.items()
     }
     results["all"] = {"extractive_match": sum(tasks.values()) / len(tasks)}
-    summary = {f"lighteval|{t}|{fewshot}": {"truncated": 0, "non_truncated": 200} for t in tasks}
+    summary = {f"{prefix}{t}|{fewshot}": {"truncated": 0, "non_truncated": 200} for t in tasks}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         json.dumps({"config_general": {"model_name": "m"}, "results": results, "summary_tasks": summary})

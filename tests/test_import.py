@@ -376,6 +376,10 @@ def test_mixed_study_end_to_end(tmp_path):
     import_runs(
         study, [state], load_mapping(preset="trl"), before={"grpo-smol": pre}, after={"grpo-smol": post}
     )
+    fewshot = write_lighteval(
+        tmp_path / "lighteval" / "base.json", {"gsm8k": 0.33}, fewshot=8, suite_prefix=False
+    )
+    import_runs(study, [], load_mapping(preset="verl"), before={"base": fewshot}, name="base-fewshot")
     # the native arm, written as the RL stage writes it
     write_jsonl(study / "rl" / "native" / "metrics.jsonl", HEALTHY)
     (study / "eval" / "native" / "lighteval_zeroshot").mkdir(parents=True)
@@ -392,6 +396,7 @@ def test_mixed_study_end_to_end(tmp_path):
     assert rows["grpo-smol"]["rl_curve"] == "accuracy" and rows["grpo-smol"]["verdict"] == "ready"
     assert rows["native"]["verdict"] == "ready"
     assert rows["grpo-smol"]["zeroshot_post/lighteval_zeroshot/math_500"] == 0.41
+    assert rows["base"]["fewshot/lighteval_fewshot/gsm8k"] == 0.33 and "gsm8k 8-shot" in md.read_text()
     text = md.read_text()
     assert "validation math500, n=500 (21 pts)" in text and "training accuracy (60 pts)" in text
     plots = {p.split("/")[-1] for p in data["plots"]}
