@@ -94,7 +94,15 @@ class ImportMapping(StrictModel):
         default_factory=list, description="lighteval metric names to use as a task's score, in order"
     )
 
-    _targets = field_validator("metrics")(lambda v: {k: _check_target(t) for k, t in v.items()})
+    @field_validator("metrics")
+    @classmethod
+    def _targets(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, target in value.items():
+            try:
+                _check_target(target)
+            except ValueError as exc:
+                raise ValueError(f"{key!r}: {exc}") from None
+        return value
 
     @model_validator(mode="after")
     def _arms(self):
