@@ -26,8 +26,19 @@ from pydantic import Field
 
 from octo.config import StrictModel, parse_config
 from octo.jsonl import read_jsonl
+from octo.layout import RL_SUFFIX, StudyLayout, parse_val_key, val_key
+from octo.manifest import read_manifest
 
-RL_SUFFIX = "-rl"
+from .curve_plots import draw_arm
+from .curves import (
+    curve,
+    is_number,
+    resolve_curve_key,
+    rolling_mean_steps,
+    series,
+    start_final,
+    window_stats,
+)
 
 
 class ReadinessOptions(StrictModel):
@@ -37,7 +48,14 @@ class ReadinessOptions(StrictModel):
     )
     baseline: str = Field("base", description="the arm that is the base model (first row, plotted black)")
     window: int = Field(
-        20, gt=0, description="RL steps averaged for start/final/peak values (at most a fifth of the run)"
+        20,
+        gt=0,
+        description="RL steps averaged for start/final/peak values (at most a fifth of the run's steps)",
+    )
+    curve: str | None = Field(
+        None,
+        description="the curve verdicts read: 'accuracy' (training), 'reward_mean', 'val/<benchmark>' or any "
+        "metrics key (default: an imported arm's mapping, else training accuracy, else validation accuracy)",
     )
     noise_z: float = Field(
         2.0,
@@ -72,70 +90,50 @@ class ReadinessOptions(StrictModel):
 
 
 # ------------------------------------------------------------------------------------------------- reading
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def series(rows: list[dict], key: str) -> tuple[list[float], list[float]]:
-    """(steps, values) of the rows that carry ``key`` (rollout metrics are absent on some steps)."""
-    steps, values = [], []
-    for i, row in enumerate(rows):
-        value = row.get(key)
-        if _is_number(value):
-            steps.append(float(row.get("step", i)))
-            values.append(float(value))
-    return steps, values
+_is_number = is_number
 
 
 def rolling_mean(values: list[float], window: int) -> list[float]:
     """Centred moving average (shorter windows at the ends), so a peak is reported at its own step."""
-    prefix = [0.0]
-    for value in values:
-        prefix.append(prefix[-1] + value)
-    half = window // 2
-    out = []
-    for i in range(len(values)):
-        lo, hi = max(0, i - half), min(len(values), i - half + window)
-        out.append((prefix[hi] - prefix[lo]) / (hi - lo))
-    return out
+    return rolling_mean_steps([float(i) for i in range(len(values))], values, window)
 
 
-def _window(n: int, window: int) -> int:
-    return max(1, min(window, n // 5 if n >= 5 else 1))
-
-
-def rl_summary(rows: list[dict], options: ReadinessOptions) -> dict:
-    """Start / final / peak values of one RL run (means over ``window`` steps), and its pathology ratios."""
+def rl_summary(rows: list[dict], options: ReadinessOptions, curve_key: str | None = None) -> dict:
+    """Start / final / peak values of one RL run's verdict curve (means over ``window`` steps), and its
+    pathology ratios. The curve is ``curve_key`` (else ``options.curve``, else training accuracy where logged,
+    else the validation benchmark with the most points); windows are in steps, so sparse curves work too."""
     out: dict = {"rl_steps": len(rows)}
-    steps, acc = series(rows, "accuracy")
-    if acc:
-        w = _window(len(acc), options.window)
-        smooth = rolling_mean(acc, w)
-        peak_i = max(range(len(smooth)), key=smooth.__getitem__)
-        start, final = sum(acc[:w]) / w, sum(acc[-w:]) / w
+    key = resolve_curve_key(rows, curve_key or options.curve)
+    got = curve(rows, key) if key else None
+    if got is not None and got.values:
+        stats = window_stats(got, options.window)
         out.update(
-            rl_acc_start=start,
-            rl_acc_final=final,
-            rl_acc_peak=max(start, smooth[peak_i]),
-            rl_peak_step=steps[peak_i] if smooth[peak_i] >= start else steps[0],
-            rl_gain=final - start,
+            rl_curve=got.key,
+            rl_curve_label=got.label,
+            rl_curve_points=stats["points"],
+            rl_acc_start=stats["start"],
+            rl_acc_final=stats["final"],
+            rl_acc_peak=stats["peak"],
+            rl_peak_step=stats["peak_step"],
+            rl_gain=stats["final"] - stats["start"],
         )
-        # Binomial standard error of a window mean: p(1-p) over the completions the window averages.
-        _, sizes = series(rows, "completions")
-        if sizes:
-            per_step = sum(sizes) / len(sizes)
-            out["rl_acc_se"] = {
-                name: math.sqrt(max(p * (1 - p), 0.0) / (w * per_step))
-                for name, p in (("start", start), ("final", final), ("peak", out["rl_acc_peak"]))
-            }
-    for key, name in (("response_len_mean", "len"), ("correct_len_mean", "correct_len")):
-        _, values = series(rows, key)
-        if values:
-            w = _window(len(values), options.window)
-            start, final = sum(values[:w]) / w, sum(values[-w:]) / w
+        if "se" in stats:  # binomial SE of the window means (completions per step, or validation set size)
+            out["rl_acc_se"] = stats["se"]
+    elif key:
+        out["rl_curve"] = key
+    bench = (parse_val_key(key) or (None,))[0] if key else None
+    for field, name, val_field in (
+        ("response_len_mean", "len", "response_len"),
+        ("correct_len_mean", "correct_len", "correct_len"),
+    ):
+        ends = start_final(rows, field, options.window)
+        if ends is None and bench:  # a validation-only run: its validation lengths
+            ends = start_final(rows, val_key(bench, val_field), options.window)
+        if ends is not None:
+            start, final = ends
             out[f"{name}_start"], out[f"{name}_final"] = start, final
             out[f"{name}_trend"] = final / start - 1 if start > 0 else None
-    for key, name in (
+    for field, name in (
         ("clip_ratio", "clip_final"),
         ("repetition_ratio", "repetition_final"),
         ("multi_boxed_ratio", "multi_boxed_final"),
@@ -143,29 +141,28 @@ def rl_summary(rows: list[dict], options: ReadinessOptions) -> dict:
         ("no_answer_ratio", "no_answer_final"),
         ("frac_zero_std_groups", "zero_std_final"),
     ):
-        _, values = series(rows, key)
+        ends = start_final(rows, field, options.window)
+        if ends is not None:
+            out[name] = ends[1]
+    for k in sorted({k for row in rows for k in row if (parse_val_key(k) or ("", ""))[1] == "acc"}):
+        _, values = series(rows, k)
         if values:
-            w = _window(len(values), options.window)
-            out[name] = sum(values[-w:]) / w
-    for key in sorted({k for row in rows for k in row if k.startswith("val/") and k.endswith("/acc")}):
-        bench = key[len("val/") : -len("/acc")]
-        _, values = series(rows, key)
-        if values:
-            out[f"val_acc_start/{bench}"], out[f"val_acc_final/{bench}"] = values[0], values[-1]
-            out[f"val_acc_peak/{bench}"] = max(values)
+            name = parse_val_key(k)[0]
+            out[f"val_acc_start/{name}"], out[f"val_acc_final/{name}"] = values[0], values[-1]
+            out[f"val_acc_peak/{name}"] = max(values)
     return out
 
 
 def verdict(summary: dict, options: ReadinessOptions) -> tuple[str, str]:
     """(verdict, reason) from an RL summary. Rules, first match wins:
 
-    1. no RL accuracy                                       -> "n/a"
+    1. no RL accuracy (of the arm's verdict curve ``rl_curve``: training or validation accuracy) -> "n/a"
     2. unstable, collapse: accuracy rose to a peak at least ``min_gain`` above the start, then fell back by
        at least max(``collapse_abs``, ``collapse_frac`` x the rise)
-    (every difference must also exceed ``noise_z`` standard errors of the window means, where the RL metrics
-    say how many completions each step scored)
-    3. unstable, runaway length: final/start mean length >= ``runaway_len_ratio`` and the final clip ratio
-       >= ``runaway_clip``
+    (every difference must also exceed ``noise_z`` standard errors of the window means (windows in steps),
+    from the completions per step or the validation set size)
+    3. unstable, runaway length: final/start mean length (else correct-response length) >=
+       ``runaway_len_ratio`` and the final clip ratio >= ``runaway_clip``
     4. not ready, no learning signal: no gain, and more than ``max_zero_std`` of the groups had no reward variance
        not ready, no gain: final - start < ``min_gain`` (or within noise)
     5. not ready, pathologies: final clip > ``max_clip``, repetition > ``max_repetition``, multi-boxed >
@@ -173,7 +170,8 @@ def verdict(summary: dict, options: ReadinessOptions) -> tuple[str, str]:
     6. ready
     """
     if "rl_acc_start" not in summary:
-        return "n/a", "no RL run" if not summary.get("rl_steps") else "the RL metrics have no accuracy column"
+        key = summary.get("rl_curve") or "accuracy"
+        return "n/a", f"the RL metrics have no {key} values" if summary.get("rl_steps") else "no RL run"
     start, final, peak = summary["rl_acc_start"], summary["rl_acc_final"], summary["rl_acc_peak"]
     rise, drop = peak - start, peak - final
     se = summary.get("rl_acc_se") or {}
@@ -189,6 +187,8 @@ def verdict(summary: dict, options: ReadinessOptions) -> tuple[str, str]:
             f"collapse: accuracy peaked at {peak:.2f} (step {summary['rl_peak_step']:.0f}) and fell to {final:.2f}"
         )
     len_start, len_final = summary.get("len_start"), summary.get("len_final")
+    if not (len_start and len_final):  # no mean response length logged: the correct-response length
+        len_start, len_final = summary.get("correct_len_start"), summary.get("correct_len_final")
     clip = summary.get("clip_final")
     if len_start and len_final and clip is not None:
         if len_final / len_start >= options.runaway_len_ratio and clip >= options.runaway_clip:
@@ -242,6 +242,23 @@ def _read_metrics(path: Path) -> list[dict]:
     return list(read_jsonl(path)) if path.is_file() else []
 
 
+def _imported_baseline(study: Path) -> str | None:
+    """The baseline an import mapping named, when the study has no 'base' arm of its own."""
+    if StudyLayout(study).rl_dir("base").is_dir():
+        return None
+    for folder in sorted((study / "rl").glob("*/")):
+        baseline = ((read_manifest(folder) or {}).get("readiness") or {}).get("baseline")
+        if baseline:
+            return baseline
+    return None
+
+
+def _mapped_curve(layout: StudyLayout, arm: str) -> str | None:
+    """The verdict curve an imported arm's mapping chose (``octo runs import`` writes it in the manifest)."""
+    manifest = read_manifest(layout.rl_dir(arm)) or {}
+    return (manifest.get("readiness") or {}).get("curve")
+
+
 def discover_arms(study: Path, options: ReadinessOptions) -> list[str]:
     found = set()
     for stage in ("midtrain", "rl"):
@@ -279,6 +296,7 @@ def build_rows(study: Path, options: ReadinessOptions) -> tuple[list[dict], dict
     """One flat row per arm, plus the curves the plots need."""
     arms = discover_arms(study, options)
     evals = load_evals(study)
+    layout = StudyLayout(study)
     kinds: dict[str, str] = {}
     for suites in evals.values():
         for suite, results in suites.items():
@@ -314,13 +332,13 @@ def build_rows(study: Path, options: ReadinessOptions) -> tuple[list[dict], dict
                         for k, value in sorted(passk.items()):
                             row[f"passk_{when}/{suite}/{task}/pass@{k}"] = value
                         curves["passk"].setdefault(f"{suite}/{task}", {}).setdefault(arm, {})[when] = passk
-        rl_rows = _read_metrics(study / "rl" / arm / "metrics.jsonl")
+        rl_rows = _read_metrics(layout.rl_metrics(arm))
         if rl_rows:
-            row.update(rl_summary(rl_rows, options))
+            row.update(rl_summary(rl_rows, options, options.curve or _mapped_curve(layout, arm)))
             curves["rl"][arm] = rl_rows
         else:
             notes.append(f"rl/{arm}/metrics.jsonl missing")
-        mid_rows = _read_metrics(study / "midtrain" / arm / "metrics.jsonl")
+        mid_rows = _read_metrics(layout.midtrain_metrics(arm))
         if mid_rows:
             curves["midtrain"][arm] = mid_rows
         row["verdict"], row["reason"] = verdict(row, options)
@@ -364,10 +382,47 @@ def _fmt(value, digits: int = 2) -> str:
     return str(value)
 
 
+def _curve_cell(row: dict) -> str:
+    """The verdict curve and how many points it has (a validation curve is sparse)."""
+    if "rl_curve_label" not in row:
+        return row.get("rl_curve", "")
+    return f"{row['rl_curve_label']} ({row['rl_curve_points']} pts)"
+
+
 def _arrow(a, b, digits: int = 2) -> str:
     if a is None and b is None:
         return ""
     return f"{_fmt(a, digits) or '–'} → {_fmt(b, digits) or '–'}"
+
+
+def _rl_cells(row: dict, width: int) -> list[str]:
+    """One row of the RL dynamics table."""
+    if "rl_steps" not in row:
+        return [row["arm"]] + [""] * (width - 1)
+    trend = row.get("len_trend")
+    length = _arrow(row.get("len_start"), row.get("len_final"), 0)
+    peak = (
+        f"{_fmt(row.get('rl_acc_peak'))} ({_fmt(row.get('rl_peak_step'), 0)})" if "rl_acc_peak" in row else ""
+    )
+    return [
+        row["arm"],
+        str(row["rl_steps"]),
+        _curve_cell(row),
+        _arrow(row.get("rl_acc_start"), row.get("rl_acc_final")),
+        peak,
+        f"{row['rl_gain']:+.2f}" if "rl_gain" in row else "",
+        f"{length} ({trend:+.0%})" if trend is not None else length,
+        _arrow(row.get("correct_len_start"), row.get("correct_len_final"), 0),
+    ] + [
+        _fmt(row.get(k))
+        for k in (
+            "clip_final",
+            "repetition_final",
+            "multi_boxed_final",
+            "boxed_first_final",
+            "zero_std_final",
+        )
+    ]
 
 
 def markdown_tables(rows: list[dict], curves: dict) -> list[tuple[str, list[str], list[list[str]]]]:
@@ -403,41 +458,13 @@ def markdown_tables(rows: list[dict], curves: dict) -> list[tuple[str, list[str]
             cells.append(f"{_fmt(a)} / {_fmt(b)}" if a is not None else "")
         base.append(cells)
     rl_head = [
-        "arm", "steps", "accuracy start → final", "peak (step)", "gain", "length start → final (trend)",
+        "arm", "steps", "curve", "accuracy start → final", "peak (step)", "gain", "length start → final (trend)",
         "correct length → final", "clip", "repetition", "multi-boxed", "boxed-first", "zero-std groups",
     ]  # fmt: skip
-    rl = []
-    for row in rows:
-        if "rl_steps" not in row:
-            rl.append([row["arm"]] + [""] * (len(rl_head) - 1))
-            continue
-        trend = row.get("len_trend")
-        length = _arrow(row.get("len_start"), row.get("len_final"), 0)
-        rl.append(
-            [
-                row["arm"],
-                str(row["rl_steps"]),
-                _arrow(row.get("rl_acc_start"), row.get("rl_acc_final")),
-                f"{_fmt(row.get('rl_acc_peak'))} ({_fmt(row.get('rl_peak_step'), 0)})"
-                if "rl_acc_peak" in row
-                else "",
-                f"{row['rl_gain']:+.2f}" if "rl_gain" in row else "",
-                f"{length} ({trend:+.0%})" if trend is not None else length,
-                _arrow(row.get("correct_len_start"), row.get("correct_len_final"), 0),
-            ]
-            + [
-                _fmt(row.get(k))
-                for k in (
-                    "clip_final",
-                    "repetition_final",
-                    "multi_boxed_final",
-                    "boxed_first_final",
-                    "zero_std_final",
-                )
-            ]
-        )
+    rl = [_rl_cells(row, len(rl_head)) for row in rows]
     after_head = ["arm"] + [f"{label(t, zero)} before → after" for t in zero]
     after_head += [f"{label(t, passk_tasks)} pass@1 / pass@{kmax(t)} after" for t in passk_tasks] + [
+        "verdict curve",
         "verdict",
         "reason",
     ]
@@ -449,7 +476,7 @@ def markdown_tables(rows: list[dict], curves: dict) -> list[tuple[str, list[str]
         for t in passk_tasks:
             a, b = row.get(f"passk_post/{t}/pass@1"), row.get(f"passk_post/{t}/pass@{kmax(t)}")
             cells.append(f"{_fmt(a)} / {_fmt(b)}" if a is not None else "")
-        after.append(cells + [f"**{row['verdict']}**", row["reason"]])
+        after.append(cells + [row.get("rl_curve_label", ""), f"**{row['verdict']}**", row["reason"]])
     return [
         ("Before RL (base checkpoints)", base_head, base),
         ("RL dynamics", rl_head, rl),
@@ -517,7 +544,7 @@ def make_plots(study: Path, rows: list[dict], curves: dict, options: ReadinessOp
     base_task = options.plot_task or next(iter(sorted(curves["base_scores"], key=_natural)), None)
     if curves["rl"]:
         for key, label, name, dashed in (
-            ("accuracy", "training accuracy (rolling mean)", "rl_accuracy.png", True),
+            ("accuracy", "accuracy (training: rolling mean)", "rl_accuracy.png", True),
             ("correct_len_mean", "correct-response length (tokens)", "rl_correct_length.png", False),
             ("response_len_mean", "mean response length (tokens)", "rl_length.png", False),
         ):
@@ -527,21 +554,11 @@ def make_plots(study: Path, rows: list[dict], curves: dict, options: ReadinessOp
                 rl_rows = curves["rl"].get(arm)
                 if not rl_rows:
                     continue
-                steps, values = series(rl_rows, key)
-                if not values:
+                if not draw_arm(
+                    ax, rl_rows, key, color=colors[arm], arm=arm, window=options.window, with_validation=True
+                ):
                     continue
-                ax.plot(
-                    steps,
-                    rolling_mean(values, _window(len(values), options.window)),
-                    color=colors[arm],
-                    label=arm,
-                )
                 drawn = True
-                if dashed:  # validation accuracy, where the RL run logged it
-                    for val_key in sorted(
-                        {k for r in rl_rows for k in r if k.startswith("val/") and k.endswith("/acc")}
-                    ):
-                        ax.plot(*series(rl_rows, val_key), "o", color=colors[arm], markersize=4, alpha=0.7)
                 if dashed and base_task and arm in curves["base_scores"].get(base_task, {}):
                     ax.axhline(
                         curves["base_scores"][base_task][arm], color=colors[arm], linestyle="--", linewidth=1
@@ -553,7 +570,7 @@ def make_plots(study: Path, rows: list[dict], curves: dict, options: ReadinessOp
             ax.set_ylabel(label)
             title = label
             if dashed:
-                title += "\n(dots: validation accuracy" + (
+                title += "\n(markers: validation accuracy and sparse curves" + (
                     f"; dashed: few-shot base score on {base_task})" if base_task else ")"
                 )
             ax.set_title(title)
@@ -615,6 +632,8 @@ def build_readiness(study_dir: str | Path, **options) -> Path:
     study = Path(study_dir)
     if not study.is_dir():
         raise FileNotFoundError(f"study folder not found: {study}")
+    if "baseline" not in options and (imported := _imported_baseline(study)):
+        options = {**options, "baseline": imported}
     opts = parse_config(options, ReadinessOptions, source="build_readiness options")
     rows, curves = build_rows(study, opts)
     if not rows:

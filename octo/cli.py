@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rl": ("rl.__main__", "R1-Zero-style GRPO that records the RL dynamics (run)"),
     "eval": ("eval.__main__", "lighteval suites: few-shot base, zero-shot RL, pass@k (run)"),
     "readiness": ("eval.readiness", "the RL-readiness table and plots of a study folder"),
+    "runs": (
+        "eval.importer.cli",
+        "import runs made elsewhere: W&B exports, veRL/TRL logs, lighteval (import)",
+    ),
     "study": ("study.__main__", "run a whole study end to end (run, --dry-run)"),
     "publish": ("octo.publish", "a finished run as a Hub model folder with a model card (--out DIR, --push)"),
     "demo": ("study.demo", "the miniature OctoThinker study on CPU (what `make demo` runs)"),

@@ -1,6 +1,6 @@
 """RL dynamics: one ``samples.jsonl`` row per completion and one ``metrics.jsonl`` row per RL step.
 
-The per-step fields are ``METRIC_FIELDS`` (documented in docs/rl.md). Lengths are in tokens. Every row carries every
+The per-step fields are ``octo.layout.RL_METRIC_FIELDS`` (documented in docs/rl.md). Lengths are in tokens. Every row carries every
 field; a value that was not measured at that step is null (e.g. the training fields of the step-0
 validation row, or ``correct_len_mean`` when nothing was correct).
 """
@@ -10,13 +10,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-METRIC_FIELDS = (
-    "step", "reward_mean", "reward_std", "accuracy", "frac_zero_std_groups", "response_len_mean",
-    "correct_len_mean", "clip_ratio", "repetition_ratio", "multi_boxed_ratio", "boxed_first_ratio",
-    "no_answer_ratio", "entropy", "lr", "step_time",
-)  # fmt: skip
-# Also written (documented in docs/rl.md): accuracy_strict, accuracy_lenient, stop_ratio, max_completion_length,
-# loss, grad_norm, ppo_clip_ratio, kl, completions, wall_time, and val/<name>/{acc,correct_len,response_len}.
+from octo.layout import RL_METRIC_FIELDS
+
+METRIC_FIELDS = RL_METRIC_FIELDS  # owned by octo.layout (the readiness table and the importer read them)
 SAMPLE_FIELDS = (
     "step", "prompt_id", "group", "text", "length", "reward", "correct", "correct_strict", "correct_lenient",
     "answer", "n_boxed", "boxed_first", "repetitive", "no_answer", "finish",

@@ -71,6 +71,7 @@ class Validator:
                 results[f"val/{name}/acc"] = sum(correct) / len(items)
                 results[f"val/{name}/correct_len"] = sum(right) / len(right) if right else None
                 results[f"val/{name}/response_len"] = sum(lengths) / len(lengths)
+                results[f"val/{name}/n"] = len(items)  # the readiness noise test: binomial SE of this point
         finally:
             model.train(was_training)
         return results

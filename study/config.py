@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from octo.config import StrictModel, load_config
+from octo.layout import StudyLayout
 from octo.manifest import PROJECT_ROOT
 from octo.tracking import TrackingConfig
 
@@ -159,25 +160,29 @@ class StudyConfig(StrictModel):
                 raise ValueError(f"tokenizer.train_docs: no corpus named '{corpus}' in corpora")
         return self
 
-    # ------------------------------------------------------------------ the run layout (docs/formats.md)
+    # ------------------------------------------------------------------ the run layout (octo.layout owns it)
     @property
     def root(self) -> Path:
         return Path(self.out_dir)
 
+    @property
+    def layout(self) -> StudyLayout:
+        return StudyLayout(self.out_dir)
+
     def corpus_dir(self, name: str) -> Path:
-        return self.root / "corpus" / name
+        return self.layout.corpus_dir(name)
 
     def tokenizer_dir(self) -> Path:
-        return self.root / "tokenizer"
+        return self.layout.tokenizer_dir()
 
     def midtrain_dir(self, arm: str) -> Path:
-        return self.root / "midtrain" / arm
+        return self.layout.midtrain_dir(arm)
 
     def rl_dir(self, arm: str) -> Path:
-        return self.root / "rl" / arm
+        return self.layout.rl_dir(arm)
 
     def eval_dir(self, model: str, suite: str) -> Path:
-        return self.root / "eval" / model / suite
+        return self.layout.eval_dir(model, suite)
 
     def rl_arms(self) -> list[str]:
         if self.rl is None:
