@@ -33,6 +33,7 @@ from midtrain.schedule import lr_at
 from octo.config import ConfigError, dump_config, load_raw
 from octo.jsonl import append_jsonl, read_jsonl, write_jsonl
 from octo.manifest import is_complete, write_manifest
+from octo.procs import run_lock
 
 METRICS = "metrics.jsonl"
 PLOT = "metrics.png"
@@ -137,15 +138,14 @@ def run(config: MidtrainConfig) -> Path:
         return final_dir
     check_same_run(out, config)
     started = time.time()
-    out.mkdir(parents=True, exist_ok=True)
-    clean_partial(out)
-    dump_config(config, out / "config.yaml")
-
-    accelerator = make_accelerator(config.train.precision)
-    try:
-        return _train(config, accelerator, out, started)
-    finally:
-        release_accelerator()
+    with run_lock(out):  # one run at a time in a folder; its children die with it
+        clean_partial(out)
+        dump_config(config, out / "config.yaml")
+        accelerator = make_accelerator(config.train.precision)
+        try:
+            return _train(config, accelerator, out, started)
+        finally:
+            release_accelerator()
 
 
 def _train(config: MidtrainConfig, accelerator, out: Path, started: float) -> Path:
@@ -237,7 +237,11 @@ def _train(config: MidtrainConfig, accelerator, out: Path, started: float) -> Pa
     metrics_path = out / METRICS
     if main:
         # keep only what the checkpoint we start from had logged (a killed run may have logged further)
-        rows = [r for r in read_jsonl(metrics_path) if r["step"] <= step] if metrics_path.is_file() else []
+        rows = (
+            [r for r in read_jsonl(metrics_path, torn_tail=True) if r["step"] <= step]
+            if metrics_path.is_file()
+            else []
+        )
         write_jsonl(metrics_path, rows)
         write_manifest(
             out,
@@ -358,7 +362,7 @@ def _train(config: MidtrainConfig, accelerator, out: Path, started: float) -> Pa
         tmp.rename(final_dir)
         from midtrain.plot import plot_metrics
 
-        rows = list(read_jsonl(metrics_path))
+        rows = list(read_jsonl(metrics_path, torn_tail=True))
         plot_metrics(rows, out / PLOT, title=config.name)
         write_manifest(
             out,
