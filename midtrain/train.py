@@ -24,6 +24,7 @@ from midtrain.checkpoint import (
     latest_checkpoint,
     load_trainer_state,
     read_state,
+    rows_until,
     save_checkpoint,
     set_rng_state,
 )
@@ -237,12 +238,7 @@ def _train(config: MidtrainConfig, accelerator, out: Path, started: float) -> Pa
     metrics_path = out / METRICS
     if main:
         # keep only what the checkpoint we start from had logged (a killed run may have logged further)
-        rows = (
-            [r for r in read_jsonl(metrics_path, torn_tail=True) if r["step"] <= step]
-            if metrics_path.is_file()
-            else []
-        )
-        write_jsonl(metrics_path, rows)
+        write_jsonl(metrics_path, rows_until(metrics_path, step))
         write_manifest(
             out,
             stage="midtrain",

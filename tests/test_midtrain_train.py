@@ -107,6 +107,8 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path, tiny_model, corp
         midtrain.run(config)
     assert [p.name for p in list_checkpoints(tmp_path / "b")] == ["step-4"]
     assert read_state(list_checkpoints(tmp_path / "b")[0])["step"] == 4
+    with (tmp_path / "b" / "metrics.jsonl").open("a") as fh:
+        fh.write('{"step": 7, "tokens": 12')  # as if the kill came in the middle of a metrics write
     monkeypatch.setattr(train_module, "lr_at", real_lr_at)
     resumed = midtrain.run(config)
 
