@@ -24,6 +24,7 @@ from corpus_helpers import (
 from procs_helpers import kill_run
 
 from octo.assets import wiki_summaries
+from octo.procs import RunLockedError
 from pipelines.build import build
 from pipelines.recipe import load_recipe
 
@@ -374,6 +375,11 @@ def test_killed_build_resumes_to_the_same_output(tmp_path, tiny_tokenizer):
     deadline = time.time() + 120
     while not first.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
+    assert proc.poll() is None
+    with pytest.raises(
+        RunLockedError, match=f"in use by an earlier run that is still alive: pid {proc.pid} "
+    ):
+        build(load_recipe(path))  # a second build of the same folder while the first one runs
     kill_run(proc, data["output_dir"])  # mid-way: after the first task of the first stage; nothing survives
     assert first.exists()
     manifest = json.loads((Path(data["output_dir"]) / "manifest.json").read_text())
