@@ -119,7 +119,8 @@ def install() -> None:
 
 
 def child_preexec():
-    """``preexec_fn`` for ``subprocess``: the child gets SIGKILL when this process (thread) dies."""
+    """``preexec_fn`` for ``subprocess``: the child gets SIGKILL when this process dies. The kernel ties the
+    signal to the calling thread: start the child from the main thread or from one that waits for it."""
     return functools.partial(die_with_parent, os.getpid())
 
 
