@@ -24,6 +24,7 @@ from pathlib import Path
 from octo.config import ConfigError
 from octo.jsonl import write_jsonl
 from octo.manifest import config_hash, is_complete, write_manifest
+from octo.procs import run_lock
 
 from .config import SuiteConfig, load_suite, selected_tasks
 
@@ -284,7 +285,8 @@ def run(
     try:
         if suite.model.threads:
             torch.set_num_threads(suite.model.threads)
-        return _run(suite, model_path, out_dir, run_config, model, backend, force)
+        with run_lock(out_dir):  # one run at a time in a folder; its children die with it
+            return _run(suite, model_path, out_dir, run_config, model, backend, force)
     finally:
         torch.set_num_threads(threads)
         torch.set_grad_enabled(grad_enabled)

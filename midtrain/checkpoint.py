@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from octo.jsonl import read_jsonl
+
 STATE = "trainer_state"
 
 
@@ -97,3 +99,11 @@ def clean_partial(run_dir: Path) -> None:
     """Remove ``*.tmp`` checkpoints left by a run killed while saving."""
     for tmp in checkpoints_dir(run_dir).glob("step-*.tmp"):
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def rows_until(metrics_path: Path, step: int) -> list[dict]:
+    """The metrics rows a resumed run keeps: those up to the checkpoint it starts from. A killed run may have
+    logged further, and its last row may be cut short (tolerated; any other bad line is an error)."""
+    if not metrics_path.is_file():
+        return []
+    return [r for r in read_jsonl(metrics_path, torn_tail=True) if r["step"] <= step]

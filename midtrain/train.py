@@ -24,6 +24,7 @@ from midtrain.checkpoint import (
     latest_checkpoint,
     load_trainer_state,
     read_state,
+    rows_until,
     save_checkpoint,
     set_rng_state,
 )
@@ -34,6 +35,7 @@ from midtrain.schedule import lr_at
 from octo.config import ConfigError, dump_config, load_raw
 from octo.jsonl import append_jsonl, read_jsonl, write_jsonl
 from octo.manifest import is_complete, write_manifest
+from octo.procs import run_lock
 from octo.progress import bar as progress_bar
 from octo.tracking import Tracker
 from octo.tracking import start as start_tracking
@@ -147,18 +149,18 @@ def run(config: MidtrainConfig) -> Path:
         return final_dir
     check_same_run(out, config)
     started = time.time()
-    accelerator = make_accelerator(config.train.precision)
-    try:
-        # under `accelerate launch`, every process reads the folder first, then only the main one writes it
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            out.mkdir(parents=True, exist_ok=True)
-            clean_partial(out)
-            dump_config(config, out / "config.yaml")
-        accelerator.wait_for_everyone()
-        return _train(config, accelerator, out, started)
-    finally:
-        release_accelerator()
+    with run_lock(out):  # one run at a time in a folder (rank 0 holds it for all ranks); children die with it
+        accelerator = make_accelerator(config.train.precision)
+        try:
+            # under a multi-process launch, every process reads the folder first, then only the main one writes it
+            accelerator.wait_for_everyone()
+            if accelerator.is_main_process:
+                clean_partial(out)
+                dump_config(config, out / "config.yaml")
+            accelerator.wait_for_everyone()
+            return _train(config, accelerator, out, started)
+        finally:
+            release_accelerator()
 
 
 def _train(config: MidtrainConfig, accelerator, out: Path, started: float) -> Path:
@@ -253,8 +255,7 @@ def _train(config: MidtrainConfig, accelerator, out: Path, started: float) -> Pa
     metrics_path = out / METRICS
     if main:
         # keep only what the checkpoint we start from had logged (a killed run may have logged further)
-        rows = [r for r in read_jsonl(metrics_path) if r["step"] <= step] if metrics_path.is_file() else []
-        write_jsonl(metrics_path, rows)
+        write_jsonl(metrics_path, rows_until(metrics_path, step))
         write_manifest(
             out,
             stage="midtrain",
@@ -373,7 +374,7 @@ def _train(config: MidtrainConfig, accelerator, out: Path, started: float) -> Pa
         tmp.rename(final_dir)
         from midtrain.plot import plot_metrics
 
-        rows = list(read_jsonl(metrics_path))
+        rows = list(read_jsonl(metrics_path, torn_tail=True))
         plot_metrics(rows, out / PLOT, title=config.name)
         write_manifest(
             out,

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from octo.config import ConfigError
 from octo.manifest import PROJECT_ROOT, hash_path, read_manifest, write_manifest
+from octo.procs import LOCK_NAME, child_preexec, pool_initializer, run_lock
 from pipelines.recipe import OFFLINE_TYPES, CorpusRecipe, check_exists, resolve_path
 from pipelines.sources import Formatter
 
@@ -394,7 +395,7 @@ def prepare_output(recipe: CorpusRecipe, out: Path, prints: dict[str, str]) -> s
     status = "new"
     if out.exists() and any(out.iterdir()):
         if state is None and not (out / "manifest.json").is_file():
-            foreign = sorted(p.name for p in out.iterdir() if p.name not in OUTPUTS)
+            foreign = sorted(p.name for p in out.iterdir() if p.name not in (*OUTPUTS, LOCK_NAME))
             if foreign:
                 raise ConfigError(
                     f"output_dir {out} is not empty and is not a corpus folder (found {foreign[:5]})"
@@ -487,11 +488,44 @@ def quiet_datatrove_console():
         original()
 
 
+@contextlib.contextmanager
+def _pool_workers_die_with_parent():
+    """datatrove's local executor starts its pool without an initializer: give it one that makes every worker
+    die with this process, whatever the start method (forked children, its Manager included, are covered by
+    ``octo.procs.install``)."""
+    import functools
+
+    from datatrove.executor import local
+
+    real = local.multiprocess
+
+    class Multiprocess:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def get_context(self, method=None):
+            ctx = real.get_context(method)
+            initializer, initargs = pool_initializer()
+            pool = functools.partial(ctx.Pool, initializer=initializer, initargs=initargs)
+            return type("DieWithParentContext", (), {"Pool": staticmethod(pool)})()
+
+    local.multiprocess = Multiprocess()
+    try:
+        yield
+    finally:
+        local.multiprocess = real
+
+
 def _local_executor_class():
     from datatrove.executor import LocalPipelineExecutor
 
     class QuietLocalExecutor(LocalPipelineExecutor):
-        """Task logs go to their files; the console gets errors only (the build prints its own progress)."""
+        """Task logs go to their files; the console gets errors only (the build prints its own progress);
+        pool workers die with the build."""
+
+        def run(self):
+            with _pool_workers_die_with_parent():
+                return super().run()
 
         def _run_for_rank(self, rank: int, local_rank: int = 0, node_rank: int = -1):
             return super()._run_for_rank(
@@ -568,7 +602,10 @@ def _squeue(job_ids: list[str]) -> list[tuple[str, str, str]]:
     if not job_ids:
         return []
     result = subprocess.run(
-        ["squeue", "-h", "-j", ",".join(job_ids), "-o", "%i %T %r"], capture_output=True, text=True
+        ["squeue", "-h", "-j", ",".join(job_ids), "-o", "%i %T %r"],
+        capture_output=True,
+        text=True,
+        preexec_fn=child_preexec(),
     )
     if result.returncode != 0:
         if "Invalid job id" in result.stderr:
@@ -634,7 +671,7 @@ def run_slurm(recipe: CorpusRecipe, out: Path, stages: list[Stage], wait: bool) 
             last_report = time.time()
         if any("DependencyNeverSatisfied" in reason for _, _, reason in queue):
             # an upstream stage failed; without kill_invalid_depend its dependents would pend forever
-            subprocess.run(["scancel", *job_ids], capture_output=True)
+            subprocess.run(["scancel", *job_ids], capture_output=True, preexec_fn=child_preexec())
             break
         if time.time() > deadline:
             raise CorpusBuildError(
@@ -643,7 +680,7 @@ def run_slurm(recipe: CorpusRecipe, out: Path, stages: list[Stage], wait: bool) 
             )
         time.sleep(cfg.poll_s)
     # datatrove's merge_stats jobs (same names) are not needed: the report merges the per-task stats itself
-    subprocess.run(["scancel", "--name", ",".join(names)], capture_output=True)
+    subprocess.run(["scancel", "--name", ",".join(names)], capture_output=True, preexec_fn=child_preexec())
     check_stages(out, stages)
     return {"all_stages": round(time.time() - start, 2)}
 
@@ -760,6 +797,11 @@ def build(recipe: CorpusRecipe, executor: str = "local", wait: bool = True) -> P
     started = time.time()
     out = Path(recipe.output_dir)
     validate_sources(recipe)
+    with run_lock(out):  # one build at a time in a folder; its workers die with it
+        return _build(recipe, executor, wait, out, started)
+
+
+def _build(recipe: CorpusRecipe, executor: str, wait: bool, out: Path, started: float) -> Path:
     ensure_models(recipe)
     tasks = getattr(recipe.executor, executor).tasks
     prints = fingerprints(recipe, tasks)

@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from octo.config import StrictModel, load_config
+from octo.procs import child_preexec
 from pipelines.recipe import Source
 
 __all__ = ["ClassifierConfig", "train_classifier", "load_classifier_config"]
@@ -149,8 +150,11 @@ def _train_fasttext(train_file: Path, output: Path, o: FastTextOptions) -> None:
         "bucket": o.bucket, "minCount": o.min_count, "minn": o.minn, "maxn": o.maxn, "thread": o.thread,
         "seed": o.seed, "verbose": 0, "_output": str(output),
     }  # fmt: skip
-    result = subprocess.run(
-        [sys.executable, "-c", _TRAIN_CODE, json.dumps(args)], capture_output=True, text=True
+    result = subprocess.run(  # the training process dies with this one, even by SIGKILL
+        [sys.executable, "-c", _TRAIN_CODE, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        preexec_fn=child_preexec(),
     )
     if result.returncode != 0:
         raise RuntimeError(f"fastText training failed: {result.stderr.strip().splitlines()[-1:]}")

@@ -29,6 +29,7 @@ from pathlib import Path
 from octo.config import ConfigError, dump_config
 from octo.jsonl import append_jsonl, read_jsonl, write_jsonl
 from octo.manifest import config_hash, is_complete, read_manifest, write_manifest
+from octo.procs import run_lock
 from octo.tracking import Tracker
 from octo.tracking import start as start_tracking
 
@@ -49,30 +50,12 @@ def _last_checkpoint(folder: Path) -> Path | None:
     return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
 
 
-def _rows_but_a_torn_tail(path: Path):
-    """The rows of a JSONL file; a last line cut short by a kill is skipped (any other bad line is an error)."""
-    with path.open(encoding="utf-8") as fh:
-        previous, lineno = None, 0
-        for lineno, line in enumerate(fh, 1):
-            if previous is not None:
-                try:
-                    yield json.loads(previous)
-                except json.JSONDecodeError:
-                    raise ValueError(f"{path}:{lineno - 1}: not valid JSON") from None
-            previous = line
-        if previous is not None and previous.strip():
-            try:
-                yield json.loads(previous)
-            except json.JSONDecodeError:
-                print(f"[rl] {path}:{lineno}: dropping a line cut short by the interruption")
-
-
 def _truncate_logs(out: Path, last_step: int) -> None:
     """Drop metrics/samples rows after ``last_step`` (they are produced again on resume)."""
     for name in ("metrics.jsonl", "samples.jsonl"):
         path = out / name
         if path.is_file():
-            write_jsonl(path, (r for r in _rows_but_a_torn_tail(path) if r["step"] <= last_step))
+            write_jsonl(path, (r for r in read_jsonl(path, torn_tail=True) if r["step"] <= last_step))
 
 
 def _check_output_dir(cfg: RLConfig, out: Path) -> None:
@@ -113,7 +96,8 @@ def run(cfg: RLConfig, callbacks=()) -> Path:
     if t.torch_threads:
         torch.set_num_threads(t.torch_threads)
     try:
-        return _train(cfg, out, started, callbacks)
+        with run_lock(out):  # one run at a time in a folder; its children die with it
+            return _train(cfg, out, started, callbacks)
     finally:
         torch.set_num_threads(threads)  # the study runs every stage in one process: leave its setting alone
 
@@ -238,7 +222,7 @@ def _train(cfg: RLConfig, out: Path, started: float, callbacks) -> Path:
     if checkpoints.is_dir() and not any(checkpoints.iterdir()):
         checkpoints.rmdir()  # TRL creates its output folder even when no checkpoint is saved
 
-    rows = list(read_jsonl(out / "metrics.jsonl"))
+    rows = list(read_jsonl(out / "metrics.jsonl", torn_tail=True))
     counts = {
         "steps": t.steps,
         "optimizer_updates": trainer.state.global_step,

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from tqdm import tqdm
 from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
-from octo.jsonl import append_jsonl
+from octo.jsonl import append_jsonl, append_jsonl_rows
 from octo.progress import bar as progress_bar
 
 from .config import RLConfig
@@ -223,8 +222,7 @@ class Recorder:
             row["group"] = i // G
         self.rollouts[step] = summarise_rollout(rows, G)
         if self.samples_path is not None:
-            with self.samples_path.open("a", encoding="utf-8") as fh:
-                fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+            append_jsonl_rows(self.samples_path, rows)
         return rewards
 
     def as_reward_function(self):

@@ -21,6 +21,7 @@ from typing import Any
 from octo.config import load_raw, parse_config
 from octo.jsonl import read_jsonl
 from octo.manifest import is_complete, read_manifest, write_manifest
+from octo.procs import run_lock
 from study.config import ArmEntry, MidtrainEntry, StudyConfig
 from study.estimate import Estimate
 from study.progress import Progress
@@ -284,6 +285,11 @@ def _stamp(out: Path) -> str | None:
 def run(study: StudyConfig) -> Path:
     """Run (or resume) every step of the study, with progress and a timing summary; returns the study folder."""
     study.root.mkdir(parents=True, exist_ok=True)
+    with run_lock(study.root / "study"):  # one run of a study at a time; its children die with it
+        return _run(study)
+
+
+def _run(study: StudyConfig) -> Path:
     steps = plan(study)
     started = time.time()
     timings: list[dict] = []

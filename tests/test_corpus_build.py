@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -22,8 +21,10 @@ from corpus_helpers import (
     write_messy_web,
     write_recipe,
 )
+from procs_helpers import kill_run
 
 from octo.assets import wiki_summaries
+from octo.procs import RunLockedError
 from pipelines.build import build
 from pipelines.recipe import load_recipe
 
@@ -374,8 +375,12 @@ def test_killed_build_resumes_to_the_same_output(tmp_path, tiny_tokenizer):
     deadline = time.time() + 120
     while not first.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)  # mid-way: after the first task of the first stage
-    proc.wait()
+    assert proc.poll() is None
+    with pytest.raises(
+        RunLockedError, match=f"in use by an earlier run that is still alive: pid {proc.pid} "
+    ):
+        build(load_recipe(path))  # a second build of the same folder while the first one runs
+    kill_run(proc, data["output_dir"])  # mid-way: after the first task of the first stage; nothing survives
     assert first.exists()
     manifest = json.loads((Path(data["output_dir"]) / "manifest.json").read_text())
     assert manifest["status"] == "running"

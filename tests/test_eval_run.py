@@ -197,6 +197,56 @@ def test_interrupted_run_keeps_finished_tasks(long_tiny_model, tmp_path, monkeyp
     assert (tmp_path / "details" / "arith.jsonl").stat().st_mtime_ns == stamp  # kept, not re-run
 
 
+def test_cli_killed_with_sigkill_resumes_to_the_same_results(long_tiny_model, tmp_path):
+    """`octo eval run` SIGKILLed after its first task: nothing of it is left alive, the folder refuses nobody,
+    and the resumed run keeps that task and ends with the results of an uninterrupted run."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from procs_helpers import kill_run
+
+    root = Path(__file__).resolve().parent.parent
+    suite = "configs/eval/demo_zeroshot.yaml"
+    overrides = ["max_items=4", "generation.max_new_tokens=4", "tasks.gsm8k_offline.max_new_tokens=48"]
+    out = tmp_path / "killed"
+    cmd = [
+        sys.executable,
+        "-m",
+        "octo",
+        "eval",
+        "run",
+        suite,
+        "--model",
+        str(long_tiny_model),
+        "--out",
+        str(out),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    log = (tmp_path / "cli.log").open("w")
+    proc = subprocess.Popen([*cmd, *overrides], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 180
+    while not (out / "results.json").is_file() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, (tmp_path / "cli.log").read_text()[-3000:]
+    kill_run(proc, out)
+    partial = json.loads((out / "results.json").read_text())
+    assert not partial["complete"] and list(partial["tasks"]) == ["arith"], "killed too late"
+    stamp = (out / "details" / "arith.jsonl").stat().st_mtime_ns
+    done = run(suite, long_tiny_model, out, overrides=overrides)
+    reference = run(suite, long_tiny_model, tmp_path / "reference", overrides=overrides)
+    assert (out / "details" / "arith.jsonl").stat().st_mtime_ns == stamp  # kept, not re-run
+    assert done["complete"] and {k: v["scores"] for k, v in done["tasks"].items()} == {
+        k: v["scores"] for k, v in reference["tasks"].items()
+    }
+    for task in ("arith", "gsm8k_offline"):
+        assert [r["completions"] for r in details(out, task)] == [
+            r["completions"] for r in details(tmp_path / "reference", task)
+        ]
+
+
 def test_cli_runs_a_suite(long_tiny_model, tmp_path, capsys):
     from eval.__main__ import main
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from midtrain_helpers import build_corpora, tiny_config, write_config, write_shards
+from procs_helpers import kill_run
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import midtrain
@@ -108,6 +108,8 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path, tiny_model, corp
         midtrain.run(config)
     assert [p.name for p in list_checkpoints(tmp_path / "b")] == ["step-4"]
     assert read_state(list_checkpoints(tmp_path / "b")[0])["step"] == 4
+    with (tmp_path / "b" / "metrics.jsonl").open("a") as fh:
+        fh.write('{"step": 7, "tokens": 12')  # as if the kill came in the middle of a metrics write
     monkeypatch.setattr(train_module, "lr_at", real_lr_at)
     resumed = midtrain.run(config)
 
@@ -255,7 +257,8 @@ def test_real_smollm2_short_run(tmp_path):
 
 @pytest.mark.slow
 def test_cli_killed_with_sigkill_resumes_to_identical_weights(tmp_path, tiny_model, corpora):
-    """`octo midtrain run` killed for real (SIGKILL) and started again ends where an uninterrupted run ends."""
+    """`octo midtrain run` killed for real (SIGKILL) twice, once with a metrics row cut short, and started again
+    ends where an uninterrupted run ends; no process of a killed run is left, and the rows are the same."""
     sources = mix(corpora, ("web", 1), ("qa", 1))
     data = tiny_config(tmp_path / "cli", tiny_model, sources)
     data["data"]["stages"]["main"]["tokens"] = 128 * 60
@@ -264,19 +267,32 @@ def test_cli_killed_with_sigkill_resumes_to_identical_weights(tmp_path, tiny_mod
     config_path = write_config(tmp_path / "cli.yaml", data)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "octo", "midtrain", "run", str(config_path)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not list_checkpoints(tmp_path / "cli") and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    done = list_checkpoints(tmp_path / "cli")
-    assert done and read_state(done[-1])["step"] < 60 and not (tmp_path / "cli" / "final").exists()
+    metrics = tmp_path / "cli" / "metrics.jsonl"
+
+    def last_step() -> int:
+        done = list_checkpoints(tmp_path / "cli")
+        return read_state(done[-1])["step"] if done else 0
+
+    for kill in (1, 2):  # kill after the first checkpoint, then after one more
+        before = last_step()
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while last_step() <= before and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        kill_run(proc, tmp_path / "cli")  # and no process of the killed run is left
+        assert before < last_step() < 60 and not (tmp_path / "cli" / "final").exists()
+        if kill == 1:  # as if the kill came in the middle of a metrics write
+            with metrics.open("a") as fh:
+                fh.write('{"step": 999, "loss": 1.')
     subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
     data["output_dir"] = str(tmp_path / "ref")
     reference = midtrain.run(load(tmp_path, data))
     a, b = weights(reference), weights(tmp_path / "cli" / "final")
     assert all(torch.equal(a[k], b[k]) for k in a)
+    keys = ("step", "tokens", "loss", "lr")
+    assert [{k: r[k] for k in keys} for r in rows(tmp_path / "ref")] == [
+        {k: r[k] for k in keys} for r in rows(tmp_path / "cli")
+    ]
 
 
 @pytest.mark.slow

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import random
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from procs_helpers import kill_run
 
 from octo.config import ConfigError, dump_config
 from octo.jsonl import read_jsonl, write_jsonl
@@ -217,7 +217,8 @@ def test_grpo_learns_and_records_dynamics(qa_model, problem_files, tmp_path):
 
 
 def test_resume_after_kill(qa_model, problem_files, tmp_path):
-    """SIGKILL a CLI run after its second checkpoint; run() resumes there and the logs hold each step once."""
+    """SIGKILL a CLI run after its second checkpoint, with torn last lines in its logs; run() resumes there to
+    the weights of an uninterrupted run, the logs hold each step once, and no process of the killed run is left."""
     from rl import run
 
     out = tmp_path / "killed"
@@ -234,15 +235,22 @@ def test_resume_after_kill(qa_model, problem_files, tmp_path):
     deadline = time.time() + 240
     while not target.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_run(proc, out)  # and no process of the killed run is left
     assert target.exists(), "the CLI run did not reach its second checkpoint"
     assert read_manifest(out)["status"] == "running"
     with (out / "samples.jsonl").open("a") as fh:
         fh.write('{"step": 5, "prompt_id": "arith-1+2", "te')  # as if the kill came in the middle of a write
+    with (out / "metrics.jsonl").open("a") as fh:
+        fh.write('{"step": 5, "reward_mean": 0.')  # the same for the metrics row
 
     final = run(cfg)
     assert (final / "model.safetensors").is_file()
+    # the same weights, bit for bit, as a run of the same config that was never killed
+    from safetensors.torch import load_file
+
+    reference = run(cfg.model_copy(update={"output_dir": str(tmp_path / "reference")}))
+    a, b = load_file(reference / "model.safetensors"), load_file(final / "model.safetensors")
+    assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
     steps = [r["step"] for r in read_jsonl(out / "metrics.jsonl")]
     assert steps == list(range(0, 9))
     samples = list(read_jsonl(out / "samples.jsonl"))

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from procs_helpers import kill_run
 
 from octo.config import ConfigError
 from octo.manifest import PROJECT_ROOT, read_manifest
@@ -147,8 +147,7 @@ def test_killed_study_resumes_without_redoing_finished_steps(tmp_path):
             break
         time.sleep(0.2)
     assert proc.poll() is None, proc.stdout.read()
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_run(proc, manifest)  # and no process of the killed study is left
     first = read_manifest(manifest)
     finished = {t["step"] for t in first["timings"]}
     assert set(names[:kill_after]) <= finished and first["status"] == "running"
