@@ -203,7 +203,9 @@ def run_lock(folder: str | Path) -> Iterator[Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_NAME
-    if os.environ.get("RANK", "0") != "0":  # a torchrun/accelerate worker: rank 0 holds the lock for the group
+    if (
+        os.environ.get("RANK", "0") != "0"
+    ):  # a torchrun/accelerate worker: rank 0 holds the lock for the group
         yield path
         return
     key = str(path.resolve())
