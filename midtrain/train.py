@@ -12,9 +12,12 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import shutil
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -23,20 +26,21 @@ from midtrain.checkpoint import (
     clean_partial,
     latest_checkpoint,
     load_trainer_state,
-    read_state,
     rows_until,
     save_checkpoint,
     set_rng_state,
 )
 from midtrain.config import MidtrainConfig, identity
 from midtrain.data import Mixture, find_shards, open_sources
-from midtrain.plan import branch_start, make_plan
+from midtrain.plan import Plan, branch_start, make_plan
+from midtrain.plot import plot_metrics
 from midtrain.schedule import lr_at
 from octo.config import ConfigError, dump_config, load_raw
 from octo.jsonl import append_jsonl, read_jsonl, write_jsonl
 from octo.manifest import is_complete, write_manifest
 from octo.procs import run_lock
 from octo.progress import bar as progress_bar
+from octo.tiny import build_from_config
 from octo.tracking import Tracker
 from octo.tracking import start as start_tracking
 
@@ -163,76 +167,72 @@ def run(config: MidtrainConfig) -> Path:
             release_accelerator()
 
 
-def _train(config: MidtrainConfig, accelerator, out: Path, started: float) -> Path:
-    final_dir = out / "final"
-    main = accelerator.is_main_process
-    if accelerator.device.type == "cpu":  # processes on one machine share its cores
-        local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-        torch.set_num_threads(config.train.num_threads or max(1, cpu_threads(None) // local))
+@dataclass
+class Start:
+    """Where a run starts: its plan, lineage step, the weights to load and the states to restore."""
 
-    for stage_name, stage in config.data.stages.items():  # fail on a missing folder before loading a model
-        for name, src in stage.mixture.items():
-            find_shards(src.path, f"data.stages.{stage_name}.mixture.{name}.path")
+    plan: Plan
+    step: int
+    weights_from: Path | str
+    optim_state: dict | None = None
+    rng: dict | None = None
+    data_state: dict = field(default_factory=dict)
 
-    # --- where to start: our own last checkpoint, a parent run's checkpoint (branch), or the base model
+
+def _start(config: MidtrainConfig, out: Path, accelerator) -> Start:
+    """Our own last checkpoint, a parent run's checkpoint (a decay branch), or the base model."""
     resume = latest_checkpoint(out)
-    optim_state = rng = None
-    data_state: dict = {}
     if resume is not None:
         state, optim_state, rng = load_trainer_state(resume)
         plan = make_plan(config, start_step=state["run_start_step"])
-        weights_from, step, data_state = resume, state["step"], state["data"]
-        log(f"{config.name}: resuming from {resume} (step {step:,} of {plan.total_steps:,})")
-    elif config.branch is not None:
+        log(f"{config.name}: resuming from {resume} (step {state['step']:,} of {plan.total_steps:,})")
+        return Start(plan, state["step"], resume, optim_state, rng, state["data"])
+    if config.branch is not None:
         start_step, parent = branch_start(config)
         if parent is None:
             raise ConfigError(
                 f"branch.from_run: {config.branch.from_run} has no checkpoint at step {start_step} yet (run it first)"
             )
         state, optim_state, rng = load_trainer_state(parent)
-        plan = make_plan(config, start_step=start_step)
-        weights_from, step = parent, start_step
-        data_state = {"streams": state["data"]["streams"]}  # continue the parent's streams, not its stages
-        log(f"{config.name}: branching from {parent} at step {step:,}")
-    else:
-        plan = make_plan(config, start_step=0)
-        step = 0
-        if config.model.tiny is not None:
-            from octo.tiny import build_from_config
+        log(f"{config.name}: branching from {parent} at step {start_step:,}")
+        # continue the parent's streams, not its stages
+        return Start(make_plan(config, start_step=start_step), start_step, parent, optim_state, rng,
+                     {"streams": state["data"]["streams"]})  # fmt: skip
+    plan = make_plan(config, start_step=0)
+    if config.model.tiny is None:
+        return Start(plan, 0, resolve_base(config.model.base))
+    weights_from = out / "init"
+    if accelerator.is_main_process and not (weights_from / "config.json").is_file():
+        build_from_config(config.model.tiny, weights_from)
+    accelerator.wait_for_everyone()
+    return Start(plan, 0, weights_from)
 
-            weights_from = out / "init"
-            if main and not (weights_from / "config.json").is_file():
-                build_from_config(config.model.tiny, weights_from)
-            accelerator.wait_for_everyone()
-        else:
-            weights_from = resolve_base(config.model.base)
 
+def _load_model(config: MidtrainConfig, weights_from):
+    """(tokenizer, model, EOS id) from the starting weights."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(weights_from))
     dtype = torch.bfloat16 if config.model.dtype == "bfloat16" else torch.float32
     model = AutoModelForCausalLM.from_pretrained(str(weights_from), dtype=dtype)
-    vocab = model.config.vocab_size
     eos_id = config.data.eos_token_id if config.data.eos_token_id is not None else tokenizer.eos_token_id
     if eos_id is None:
         raise ConfigError(f"data.eos_token_id: the tokenizer of {weights_from} has no EOS token; set it")
+    return tokenizer, model, eos_id
 
-    sources = open_sources(
-        plan,
-        eos_token_id=eos_id,
-        eos=config.data.eos,
-        shuffle=config.data.shuffle,
-        seed=config.seed,
-        vocab_size=vocab,
-    )
-    mixture = Mixture(plan, sources, data_state)
+
+def _open_mixture(config: MidtrainConfig, start: Start, eos_id: int, vocab: int):
+    sources = open_sources(start.plan, eos_token_id=eos_id, eos=config.data.eos, shuffle=config.data.shuffle,
+                           seed=config.seed, vocab_size=vocab)  # fmt: skip
     for name, src in sources.items():
         log(
             f"source '{name}': {src.documents:,} documents, {src.epoch_tokens:,} tokens per epoch "
             f"({src.token_size} bytes/token, EOS {'added' if src.insert_eos else 'already present'})"
         )
+    return sources, Mixture(start.plan, sources, start.data_state)
 
-    world, rank = accelerator.num_processes, accelerator.process_index
+
+def _accumulation(config: MidtrainConfig, plan: Plan, world: int) -> int:
     micro = config.train.micro_batch_size
     if plan.batch_sequences % (micro * world):
         raise ConfigError(
@@ -242,151 +242,171 @@ def _train(config: MidtrainConfig, accelerator, out: Path, started: float) -> Pa
     accum = plan.batch_sequences // (micro * world)
     if world > 1:
         log(f"data parallel: {world} processes x {accum} micro-batches of {micro} sequences per step")
+    return accum
+
+
+def _train(config: MidtrainConfig, accelerator, out: Path, started: float) -> Path:
+    main = accelerator.is_main_process
+    if accelerator.device.type == "cpu":  # processes on one machine share its cores
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        torch.set_num_threads(config.train.num_threads or max(1, cpu_threads(None) // local))
+    for stage_name, stage in config.data.stages.items():  # fail on a missing folder before loading a model
+        for name, src in stage.mixture.items():
+            find_shards(src.path, f"data.stages.{stage_name}.mixture.{name}.path")
+
+    start = _start(config, out, accelerator)
+    plan = start.plan
+    tokenizer, model, eos_id = _load_model(config, start.weights_from)
+    sources, mixture = _open_mixture(config, start, eos_id, model.config.vocab_size)
+    accum = _accumulation(config, plan, accelerator.num_processes)
     optimizer = make_optimizer(model, config)
-    if optim_state is not None:
-        optimizer.load_state_dict(optim_state)
+    if start.optim_state is not None:
+        optimizer.load_state_dict(start.optim_state)
     model, optimizer = accelerator.prepare(model, optimizer)
     model.train()
-    if rng is not None:
-        set_rng_state(rng)
+    if start.rng is not None:
+        set_rng_state(start.rng)
     else:
         torch.manual_seed(config.seed)
 
     metrics_path = out / METRICS
     if main:
         # keep only what the checkpoint we start from had logged (a killed run may have logged further)
-        write_jsonl(metrics_path, rows_until(metrics_path, step))
-        write_manifest(
-            out,
-            stage="midtrain",
-            config=config,
-            inputs=_inputs(config, weights_from),
-            started=started,
-            status="running",
-        )
-
+        write_jsonl(metrics_path, rows_until(metrics_path, start.step))
+        write_manifest(out, stage="midtrain", config=config, inputs=_inputs(config, start.weights_from),
+                       started=started, status="running")  # fmt: skip
     log(plan.describe())
     tracker = start_tracking(config.tracking, run_name=config.name, config=config, output_dir=out,
-                             resume_step=step or None) if main else Tracker([])  # fmt: skip
-    stage_ends = {s.end_step for s in plan.stages}
-    every = config.train.checkpoint_every
-    bt, seq = plan.batch_tokens, plan.sequence_length
-    loss_sum = torch.zeros((), device=accelerator.device)
-    grad_norm = None
-    since, t_log, data_s, train_start = 0, time.perf_counter(), 0.0, time.perf_counter()
-    bar = progress_bar(
-        plan.run_steps,
-        initial=step - plan.start_step,
-        disable=not (main and config.train.progress),
-        desc=config.name,
-    )
-    while step < plan.total_steps:
-        lr = lr_at(plan, step)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        t0 = time.perf_counter()
-        batch = torch.from_numpy(mixture.batch(step, rank, world)).to(accelerator.device, non_blocking=True)
-        data_s += time.perf_counter() - t0
-        for i in range(accum):
-            part = batch[i * micro : (i + 1) * micro]
-            sync = contextlib.nullcontext() if i == accum - 1 else accelerator.no_sync(model)
-            with sync, accelerator.autocast():
-                logits = model(input_ids=part[:, :-1]).logits
-                loss = (
-                    F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), part[:, 1:].reshape(-1))
-                    / accum
-                )
-            accelerator.backward(loss)
-            loss_sum += loss.detach()
-        if config.optim.clip_grad:
-            grad_norm = accelerator.clip_grad_norm_(model.parameters(), config.optim.clip_grad)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        since += 1
-        bar.update(1)
-
-        if step % config.train.log_every == 0 or step in stage_ends:
-            loss_avg = accelerator.reduce(loss_sum, reduction="mean").item() / since
-            now = time.perf_counter()
-            row = {
-                "step": step,
-                "tokens": step * bt,
-                "loss": round(loss_avg, 5),
-                "lr": lr,
-                "tokens_per_s": round(since * bt / (now - t_log), 1),
-                "grad_norm": round(float(grad_norm), 4) if grad_norm is not None else None,
-                "stage": plan.stages[plan.stage_at(step - 1)].name,
-                "data_s": round(data_s, 4),
-                "elapsed_s": round(now - train_start, 2),
-                **{f"tokens/{n}": c * seq for n, c in mixture.run_counts.items()},
-            }
-            if main:
-                append_jsonl(metrics_path, row)
-                tracker.log(row)
-            bar.set_postfix(
-                loss=f"{loss_avg:.3f}", lr=f"{lr:.2e}", tok_s=f"{row['tokens_per_s']:.0f}", refresh=False
-            )
-            if not math.isfinite(loss_avg):
-                raise FloatingPointError(
-                    f"{config.name}: loss is {loss_avg} at step {step}; lower schedule.lr"
-                )
-            loss_sum.zero_()
-            since, t_log, data_s = 0, now, 0.0
-        if step in stage_ends:
-            _log_stage(plan, mixture, step)
-        if (every and step % every == 0) or step in stage_ends:
-            if main:
-                state = {
-                    "name": config.name,
-                    "step": step,
-                    "tokens": step * bt,
-                    "batch_tokens": bt,
-                    "run_start_step": plan.start_step,
-                    "data": mixture.state,
-                }
-                save_checkpoint(
-                    out,
-                    step,
-                    model=accelerator.unwrap_model(model),
-                    tokenizer=tokenizer,
-                    optimizer=optimizer,
-                    state=state,
-                    keep=config.train.keep_checkpoints,
-                )
-            accelerator.wait_for_everyone()
-    bar.close()
+                             resume_step=start.step or None) if main else Tracker([])  # fmt: skip
+    loop = Loop(config, accelerator, out, plan, model, optimizer, tokenizer, mixture, accum, tracker)
+    train_s = loop.run(start.step)
     tracker.finish()
-    train_s = time.perf_counter() - train_start
-
-    # --- final/: the HF folder the RL and eval stages load
     if main:
-        tmp = out / "final.tmp"
-        unwrapped = accelerator.unwrap_model(model)
-        if config.model.save_dtype == "bfloat16":
-            unwrapped = unwrapped.to(torch.bfloat16)
-        unwrapped.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        if final_dir.exists():
-            import shutil
-
-            shutil.rmtree(final_dir)
-        tmp.rename(final_dir)
-        from midtrain.plot import plot_metrics
-
+        _write_final(config, out, accelerator.unwrap_model(model), tokenizer)
         rows = list(read_jsonl(metrics_path, torn_tail=True))
         plot_metrics(rows, out / PLOT, title=config.name)
-        write_manifest(
-            out,
-            stage="midtrain",
-            config=config,
-            inputs=_inputs(config, weights_from),
-            counts=_counts(plan, mixture, sources, rows, train_s),
-            started=started,
-        )
-        log(f"{config.name}: done in {time.time() - started:.0f} s -> {final_dir}")
+        write_manifest(out, stage="midtrain", config=config, inputs=_inputs(config, start.weights_from),
+                       counts=_counts(plan, mixture, sources, rows, train_s), started=started)  # fmt: skip
+        log(f"{config.name}: done in {time.time() - started:.0f} s -> {out / 'final'}")
     accelerator.wait_for_everyone()
-    return final_dir
+    return out / "final"
+
+
+@dataclass
+class Loop:
+    """The optimizer steps from a start step to the plan's end: gradient accumulation, logging, checkpoints."""
+
+    config: MidtrainConfig
+    accelerator: Any
+    out: Path
+    plan: Plan
+    model: Any
+    optimizer: torch.optim.Optimizer
+    tokenizer: Any
+    mixture: Mixture
+    accum: int
+    tracker: Tracker
+
+    def run(self, step: int) -> float:
+        """Train to the end of the plan; returns the seconds spent."""
+        plan, config = self.plan, self.config
+        stage_ends = {s.end_step for s in plan.stages}
+        every = config.train.checkpoint_every
+        self.loss_sum = torch.zeros((), device=self.accelerator.device)
+        self.since, self.t_log, self.data_s = 0, time.perf_counter(), 0.0
+        self.train_start = time.perf_counter()
+        self.bar = progress_bar(plan.run_steps, initial=step - plan.start_step, desc=config.name,
+                                disable=not (self.accelerator.is_main_process and config.train.progress))  # fmt: skip
+        while step < plan.total_steps:
+            lr = lr_at(plan, step)
+            grad_norm = self.step(step, lr)
+            step += 1
+            self.since += 1
+            self.bar.update(1)
+            if step % config.train.log_every == 0 or step in stage_ends:
+                self.log_row(step, lr, grad_norm)
+            if step in stage_ends:
+                _log_stage(plan, self.mixture, step)
+            if (every and step % every == 0) or step in stage_ends:
+                self.checkpoint(step)
+        self.bar.close()
+        return time.perf_counter() - self.train_start
+
+    def step(self, step: int, lr: float):
+        """One optimizer step over the global batch; returns the gradient norm (None without clipping)."""
+        acc, micro = self.accelerator, self.config.train.micro_batch_size
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        t0 = time.perf_counter()
+        batch = self.mixture.batch(step, acc.process_index, acc.num_processes)
+        batch = torch.from_numpy(batch).to(acc.device, non_blocking=True)
+        self.data_s += time.perf_counter() - t0
+        for i in range(self.accum):
+            part = batch[i * micro : (i + 1) * micro]
+            sync = contextlib.nullcontext() if i == self.accum - 1 else acc.no_sync(self.model)
+            with sync, acc.autocast():
+                logits = self.model(input_ids=part[:, :-1]).logits
+                flat = logits.float().reshape(-1, logits.shape[-1])
+                loss = F.cross_entropy(flat, part[:, 1:].reshape(-1)) / self.accum
+            acc.backward(loss)
+            self.loss_sum += loss.detach()
+        grad_norm = None
+        if self.config.optim.clip_grad:
+            grad_norm = acc.clip_grad_norm_(self.model.parameters(), self.config.optim.clip_grad)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return grad_norm
+
+    def log_row(self, step: int, lr: float, grad_norm) -> None:
+        plan, seq, bt = self.plan, self.plan.sequence_length, self.plan.batch_tokens
+        loss_avg = self.accelerator.reduce(self.loss_sum, reduction="mean").item() / self.since
+        now = time.perf_counter()
+        row = {
+            "step": step,
+            "tokens": step * bt,
+            "loss": round(loss_avg, 5),
+            "lr": lr,
+            "tokens_per_s": round(self.since * bt / (now - self.t_log), 1),
+            "grad_norm": round(float(grad_norm), 4) if grad_norm is not None else None,
+            "stage": plan.stages[plan.stage_at(step - 1)].name,
+            "data_s": round(self.data_s, 4),
+            "elapsed_s": round(now - self.train_start, 2),
+            **{f"tokens/{n}": c * seq for n, c in self.mixture.run_counts.items()},
+        }
+        if self.accelerator.is_main_process:
+            append_jsonl(self.out / METRICS, row)
+            self.tracker.log(row)
+        self.bar.set_postfix(
+            loss=f"{loss_avg:.3f}", lr=f"{lr:.2e}", tok_s=f"{row['tokens_per_s']:.0f}", refresh=False
+        )
+        if not math.isfinite(loss_avg):
+            raise FloatingPointError(
+                f"{self.config.name}: loss is {loss_avg} at step {step}; lower schedule.lr"
+            )
+        self.loss_sum.zero_()
+        self.since, self.t_log, self.data_s = 0, now, 0.0
+
+    def checkpoint(self, step: int) -> None:
+        if self.accelerator.is_main_process:
+            bt = self.plan.batch_tokens
+            state = {"name": self.config.name, "step": step, "tokens": step * bt, "batch_tokens": bt,
+                     "run_start_step": self.plan.start_step, "data": self.mixture.state}  # fmt: skip
+            save_checkpoint(self.out, step, model=self.accelerator.unwrap_model(self.model),
+                            tokenizer=self.tokenizer, optimizer=self.optimizer, state=state,
+                            keep=self.config.train.keep_checkpoints)  # fmt: skip
+        self.accelerator.wait_for_everyone()
+
+
+def _write_final(config: MidtrainConfig, out: Path, model, tokenizer) -> None:
+    """final/: the HF folder the RL and eval stages load, written beside and renamed into place."""
+    tmp, final_dir = out / "final.tmp", out / "final"
+    if config.model.save_dtype == "bfloat16":
+        model = model.to(torch.bfloat16)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    if final_dir.exists():
+        shutil.rmtree(final_dir)
+    tmp.rename(final_dir)
 
 
 def _inputs(config: MidtrainConfig, weights_from) -> dict:
@@ -429,9 +449,3 @@ def _counts(plan, mixture: Mixture, sources, rows, train_s: float) -> dict:
         "final_loss": rows[-1]["loss"] if rows else None,
         "train_seconds": round(train_s, 2),
     }
-
-
-def resume_state(run_dir: str | Path) -> dict | None:
-    """The trainer state of a run's last checkpoint (for tools and tests)."""
-    ckpt = latest_checkpoint(run_dir)
-    return read_state(ckpt) if ckpt else None
