@@ -102,25 +102,15 @@ def run(cfg: RLConfig, callbacks=()) -> Path:
         torch.set_num_threads(threads)  # the study runs every stage in one process: leave its setting alone
 
 
-def _train(cfg: RLConfig, out: Path, started: float, callbacks) -> Path:
-    import torch
-    from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
-    from transformers.trainer_utils import set_seed
+def _prompts(cfg: RLConfig, out: Path, tokenizer, main: bool):
+    """RL items (decontaminated, rendered with the run's template), the validation items and the renderer.
 
-    from .trainer import DynamicsCallback, OctoGRPOTrainer, Recorder, grpo_args, updates_per_step
-    from .validation import Validator
+    The run seed shifts generated problems; validation sets stay fixed across seeds.
+    """
 
-    t = cfg.trainer
-    final = out / FINAL
-    main = int(os.environ.get("RANK", "0")) == 0  # with several processes, only the first writes files
-    set_seed(cfg.seed)
-    random.seed(cfg.seed)
+    def fmt(question: str) -> str:
+        return render(cfg.template.name, question, tokenizer, cfg.template.system_prompt)
 
-    # Problems and prompts: the run seed shifts generated problems; validation sets stay fixed across seeds.
-    tokenizer = AutoTokenizer.from_pretrained(cfg.model)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
     validation_items = {v.name: load_items(v) for v in cfg.validation.sets}
     items = load_items(cfg.prompts, seed_offset=cfg.seed if cfg.prompts.source == "reasoning_gym" else 0)
     items, report = decontaminate(items, cfg.prompts.decontaminate, validation_items)
@@ -129,58 +119,80 @@ def _train(cfg: RLConfig, out: Path, started: float, callbacks) -> Path:
     if report["contaminated"] and main:
         print(f"[rl] decontamination: {report['contaminated']} of {report['prompts']} prompts appear in evaluation "
               f"sets ({cfg.prompts.decontaminate.action}); see {out / 'decontamination.json'}")  # fmt: skip
-    if len(items) < t.prompts_per_step:
+    if len(items) < cfg.trainer.prompts_per_step:
         raise ConfigError(
-            f"only {len(items)} RL prompts left after decontamination; need >= {t.prompts_per_step}"
+            f"only {len(items)} RL prompts left after decontamination; need >= {cfg.trainer.prompts_per_step}"
         )
-
-    def fmt(question: str) -> str:
-        return render(cfg.template.name, question, tokenizer, cfg.template.system_prompt)
-
     for item in items:
         item["prompt"] = fmt(item["question"])
     if main:
         write_jsonl(out / "prompts.jsonl", items)
-    dataset = Dataset.from_list(
-        [{"prompt": x["prompt"], "answer": x["answer"], "prompt_id": x["id"]} for x in items]
-    )
+    return items, report, validation_items, fmt
 
-    # Model. TRL loads a path itself, but loading here keeps dtype and the pad token under our control.
-    dtype = torch.bfloat16 if t.bf16 else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=dtype)
-    if model.generation_config.pad_token_id is None:
-        model.generation_config.pad_token_id = tokenizer.pad_token_id
 
-    # Resume: the newest complete checkpoint; rows logged after it are produced again.
-    checkpoints = out / "checkpoints"
-    resume = _last_checkpoint(checkpoints)
-    per_step = updates_per_step(cfg)
+def _resume_point(out: Path, per_step: int, main: bool) -> tuple[Path | None, int]:
+    """The newest complete checkpoint and the RL steps it holds; rows logged after it are produced again."""
+    resume = _last_checkpoint(out / "checkpoints")
+    done = int(resume.name.split("-")[1]) // per_step if resume is not None else 0
     if resume is not None and main:
-        done = int(resume.name.split("-")[1]) // per_step
         print(f"[rl] resuming from {resume} (RL step {done})")
         _truncate_logs(out, done)
     elif main:
         for name in ("metrics.jsonl", "samples.jsonl"):
             (out / name).unlink(missing_ok=True)
+    return resume, done
+
+
+def _validator(cfg: RLConfig, validation_items: dict, fmt, tokenizer):
+    from .validation import Validator
+
+    if not (cfg.validation.sets and (cfg.validation.every or cfg.validation.at_start)):
+        return None
+    return Validator(
+        validation_items,
+        {name: [fmt(x["question"]) for x in v] for name, v in validation_items.items()},
+        tokenizer,
+        stop_strings=cfg.template.stop_strings,
+        max_new_tokens=cfg.validation.max_new_tokens,
+        batch_size=cfg.validation.batch_size,
+        require_boxed=cfg.reward.require_boxed,
+    )
+
+
+def _train(cfg: RLConfig, out: Path, started: float, callbacks) -> Path:
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
+    from transformers.trainer_utils import set_seed
+
+    from .trainer import DynamicsCallback, OctoGRPOTrainer, Recorder, grpo_args, updates_per_step
+
+    t = cfg.trainer
+    main = int(os.environ.get("RANK", "0")) == 0  # with several processes, only the first writes files
+    set_seed(cfg.seed)
+    random.seed(cfg.seed)
+    tokenizer = AutoTokenizer.from_pretrained(cfg.model)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    items, report, validation_items, fmt = _prompts(cfg, out, tokenizer, main)
+    dataset = Dataset.from_list(
+        [{"prompt": x["prompt"], "answer": x["answer"], "prompt_id": x["id"]} for x in items]
+    )
+    # Model. TRL loads a path itself, but loading here keeps dtype and the pad token under our control.
+    model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.bfloat16 if t.bf16 else torch.float32)
+    if model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+
+    per_step = updates_per_step(cfg)
+    resume, done = _resume_point(out, per_step, main)
     if main:
         write_manifest(
             out, stage="rl", config=cfg, inputs={"model": cfg.model}, started=started, status="running"
         )
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    args = grpo_args(cfg, checkpoints, world_size=world_size, use_cpu=not torch.cuda.is_available())
+    args = grpo_args(cfg, out / "checkpoints", world_size=world_size, use_cpu=not torch.cuda.is_available())
     recorder = Recorder(cfg, out / "samples.jsonl" if cfg.write_samples else None)
-    validator = None
-    if cfg.validation.sets and (cfg.validation.every or cfg.validation.at_start):
-        validator = Validator(
-            validation_items,
-            {name: [fmt(x["question"]) for x in v] for name, v in validation_items.items()},
-            tokenizer,
-            stop_strings=cfg.template.stop_strings,
-            max_new_tokens=cfg.validation.max_new_tokens,
-            batch_size=cfg.validation.batch_size,
-            require_boxed=cfg.reward.require_boxed,
-        )
-    done = int(resume.name.split("-")[1]) // per_step if resume is not None else 0
+    validator = _validator(cfg, validation_items, fmt, tokenizer)
     tracker = start_tracking(cfg.tracking, run_name=f"rl/{out.name}", config=cfg, output_dir=out,
                              resume_step=done or None) if main else Tracker([])  # fmt: skip
     dynamics = DynamicsCallback(cfg, recorder, out / "metrics.jsonl", validator, started, tracker)
@@ -208,9 +220,13 @@ def _train(cfg: RLConfig, out: Path, started: float, callbacks) -> Path:
     )
     with tracker:
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    return _finish(cfg, out, trainer, tokenizer, {"prompts": len(items), "prompts_contaminated":
+                   report["contaminated"]}, started, main)  # fmt: skip
 
-    # final/: the model and tokenizer in HF format, written atomically.
-    tmp = out / (FINAL + ".tmp")
+
+def _finish(cfg: RLConfig, out: Path, trainer, tokenizer, counts: dict, started: float, main: bool) -> Path:
+    """final/: the model and tokenizer in HF format, written atomically; then the manifest with the summary."""
+    final, checkpoints, tmp = out / FINAL, out / "checkpoints", out / (FINAL + ".tmp")
     if main:
         shutil.rmtree(tmp, ignore_errors=True)
     trainer.save_model(str(tmp))  # collective under DeepSpeed/FSDP; writes on the main process only
@@ -224,10 +240,9 @@ def _train(cfg: RLConfig, out: Path, started: float, callbacks) -> Path:
 
     rows = list(read_jsonl(out / "metrics.jsonl", torn_tail=True))
     counts = {
-        "steps": t.steps,
+        "steps": cfg.trainer.steps,
         "optimizer_updates": trainer.state.global_step,
-        "prompts": len(items),
-        "prompts_contaminated": report["contaminated"],
+        **counts,
         "completions": sum(r.get("completions") or 0 for r in rows),
     }
     summary = _summary(rows)
