@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from octo.config import load_raw
+from study.stages import corpus_recipe, midtrain_config, rl_config
 
 
 @dataclass
@@ -73,7 +74,6 @@ def base_params(study) -> float | None:
 
 def corpus(study, name: str) -> Estimate:
     from pipelines.build import dry_run
-    from study.runner import corpus_recipe
 
     recipe = corpus_recipe(study, name, None)
     stages = dry_run(recipe)  # validates the recipe, its sources and models without building anything
@@ -82,7 +82,6 @@ def corpus(study, name: str) -> Estimate:
 
 
 def midtrain(study, arm: str, entry) -> Estimate:
-    from study.runner import midtrain_config
 
     config = midtrain_config(study, arm, entry, start="<base>")
     tokens = sum(stage.tokens for stage in config.data.stages.values())
@@ -95,7 +94,6 @@ def midtrain(study, arm: str, entry) -> Estimate:
 
 
 def rl(study, model: str) -> Estimate:
-    from study.runner import rl_config
 
     t = rl_config(study, model).trainer
     generated = sum(

@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from octo.config import load_raw, parse_config
 from octo.jsonl import read_jsonl
 from octo.manifest import is_complete, read_manifest, write_manifest
 from octo.procs import run_lock
-from study.config import ArmEntry, MidtrainEntry, StudyConfig
+from study.config import MidtrainEntry, StudyConfig
 from study.estimate import Estimate
 from study.progress import Progress
-from study.tracking import for_stage, open_study_run, study_row
+from study.stages import corpus_recipe, midtrain_config, model_path, rl_config, tokenizer_path
+from study.tracking import open_study_run, study_row
 
 
 @dataclass
@@ -44,16 +44,6 @@ def log(message: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- corpora
-def corpus_recipe(study: StudyConfig, name: str, tokenizer: Path | None):
-    from pipelines.recipe import load_recipe
-
-    entry = study.corpora[name]
-    overrides = [*entry.overrides, f"output_dir={study.corpus_dir(name)}"]
-    if tokenizer is not None:
-        overrides.append(f"tokenize.tokenizer={tokenizer}")
-    return load_recipe(entry.recipe, overrides)
-
-
 def build_corpus(study: StudyConfig, name: str, tokenizer: Path | None) -> Path:
     from pipelines.build import build
 
@@ -101,70 +91,7 @@ def docs_step_tokenizer(study: StudyConfig) -> Path | None:
     return study.tokenizer_dir() if is_complete(study.tokenizer_dir()) else None
 
 
-def tokenizer_path(study: StudyConfig) -> Path:
-    if study.tokenizer.path:
-        from octo.tiny import resolve_tokenizer
-
-        return resolve_tokenizer(study.tokenizer.path)
-    return study.tokenizer_dir()
-
-
 # ------------------------------------------------------------------------------------------ mid-training
-def midtrain_config(study: StudyConfig, arm: str, entry: MidtrainEntry, start: str | None):
-    """The arm's midtrain config: the recipe with the study's paths (output, base, corpora) filled in."""
-    from midtrain.config import MidtrainConfig
-
-    data = load_raw(entry.recipe, entry.overrides)
-    data["output_dir"] = str(study.midtrain_dir(arm))
-    data["seed"] = data.get("seed", 0) + study.seed
-    model = data.setdefault("model", {})
-    branch = isinstance(entry, ArmEntry) and entry.branch
-    if model.get("tiny") is not None:
-        model["tiny"]["tokenizer"] = str(tokenizer_path(study))
-        model["tiny"]["seed"] = model["tiny"].get("seed", 0) + study.seed
-    elif branch:
-        # weights, optimizer and data position come from the parent run; model.base names the architecture
-        data["branch"] = {**(data.get("branch") or {}), "from_run": str(study.midtrain_dir(entry.start_from))}
-    elif start is not None:
-        model["base"] = start
-    stages = data["data"]["stages"]
-    for stage in stages.values():  # sources named like a study corpus read that corpus's shards
-        for name, source in (stage.get("mixture") or {}).items():
-            if name in study.corpora:
-                source["path"] = str(study.corpus_dir(name) / "tokens")
-    if entry.mixture is not None or entry.tokens is not None:
-        if len(stages) != 1:
-            raise ValueError(
-                f"{entry.recipe}: 'mixture'/'tokens' in a study need a recipe with one data stage"
-            )
-        stage = next(iter(stages.values()))
-        if entry.tokens is not None:
-            stage["tokens"] = entry.tokens
-        if entry.mixture is not None:
-            stage["mixture"] = {
-                corpus: {"path": str(study.corpus_dir(corpus) / "tokens"), "weight": weight}
-                for corpus, weight in entry.mixture.items()
-            }
-    config = parse_config(data, MidtrainConfig, source=f"{entry.recipe} (study arm '{arm}')")
-    config.tracking = for_stage(study, config.tracking, f"{arm}/midtrain")
-    return config
-
-
-def model_path(study: StudyConfig, name: str) -> str:
-    """The checkpoint of a model of the study: 'base', an arm, or '<arm>-rl'."""
-    if name.endswith("-rl"):
-        return str(study.rl_dir(name[:-3]) / "final")
-    if name == "base" and study.base.model is not None:
-        if study.base.model.startswith("smollm2"):
-            # the offline SmolLM2-135M ('smollm2:N': its first N layers)
-            from octo.assets import smollm2_path
-
-            layers = study.base.model.partition(":")[2]
-            return str(smollm2_path(int(layers) if layers else None))
-        return study.base.model
-    return str(study.midtrain_dir(name) / "final")
-
-
 def run_midtrain(study: StudyConfig, arm: str, entry: MidtrainEntry, start: str | None) -> Path:
     import midtrain
 
@@ -185,16 +112,6 @@ def run_midtrain(study: StudyConfig, arm: str, entry: MidtrainEntry, start: str 
 
 
 # -------------------------------------------------------------------------------------- RL and evaluation
-def rl_config(study: StudyConfig, arm: str):
-    import rl
-
-    overrides = [*study.rl.overrides, f"model={model_path(study, arm)}", f"output_dir={study.rl_dir(arm)}"]
-    config = rl.load(study.rl.config, overrides)
-    config.seed += study.seed
-    config.tracking = for_stage(study, config.tracking, f"{arm}/rl")
-    return config
-
-
 def run_rl(study: StudyConfig, arm: str) -> Path:
     import rl
 

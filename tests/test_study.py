@@ -17,7 +17,8 @@ from octo.config import ConfigError
 from octo.manifest import PROJECT_ROOT, read_manifest
 from study.__main__ import describe
 from study.config import load
-from study.runner import midtrain_config, plan
+from study.runner import plan
+from study.stages import midtrain_config
 
 STUDIES = sorted((PROJECT_ROOT / "configs" / "studies").glob("*.yaml"))
 
@@ -204,7 +205,7 @@ def test_study_seed_shifts_training_seeds_not_evaluation(tmp_path):
     study = load(PROJECT_ROOT / "configs/studies/demo.yaml", [f"out_dir={tmp_path}", "seed=3"])
     base = midtrain_config(study, "base", study.base.pretrain, None)
     assert base.seed == 3 and base.model.tiny.seed == 3  # init and data order
-    from study.runner import rl_config
+    from study.stages import rl_config
 
     assert rl_config(study, "mathqa").seed == 3
     assert rl_config(load(PROJECT_ROOT / "configs/studies/demo.yaml"), "mathqa").seed == 0

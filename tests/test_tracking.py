@@ -147,7 +147,8 @@ def test_rl_run_logs_its_metrics_rows(tmp_path, tiny_model, tb_dir):
 def test_study_hands_its_tracking_to_the_stages_and_logs_eval_scores(tmp_path):
     from study.config import load
     from study.progress import Progress
-    from study.runner import Step, midtrain_config, plan, rl_config
+    from study.runner import Step, plan
+    from study.stages import midtrain_config, rl_config
     from study.tracking import study_row
 
     study = load(PROJECT_ROOT / "configs/studies/demo.yaml",
