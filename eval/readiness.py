@@ -25,6 +25,7 @@ from pathlib import Path
 from pydantic import Field
 
 from octo.config import StrictModel, parse_config
+from octo.errors import InputError, MissingInputError
 from octo.jsonl import read_jsonl
 from octo.layout import RL_SUFFIX, StudyLayout, parse_val_key, val_key
 from octo.manifest import read_manifest
@@ -285,7 +286,7 @@ def load_evals(study: Path) -> dict[str, dict[str, dict]]:
         try:
             results = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+            raise InputError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
         if results.get("complete"):
             out.setdefault(path.parent.parent.name, {})[path.parent.name] = results
     return out
@@ -631,13 +632,13 @@ def build_readiness(study_dir: str | Path, **options) -> Path:
     """
     study = Path(study_dir)
     if not study.is_dir():
-        raise FileNotFoundError(f"study folder not found: {study}")
+        raise MissingInputError(f"study folder not found: {study}")
     if "baseline" not in options and (imported := _imported_baseline(study)):
         options = {**options, "baseline": imported}
     opts = parse_config(options, ReadinessOptions, source="build_readiness options")
     rows, curves = build_rows(study, opts)
     if not rows:
-        raise ValueError(
+        raise InputError(
             f"{study}: no arms found (expected midtrain/<arm>/, rl/<arm>/ or eval/<model>/ folders)"
         )
     plots = make_plots(study, rows, curves, opts)

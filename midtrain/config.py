@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, model_validator
 
 from octo.config import StrictModel, load_config
+from octo.errors import ConfigError
 from octo.tiny import TinyModelConfig
 from octo.tracking import TrackingConfig
 
@@ -22,12 +23,12 @@ _SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9, "T": 10**12}
 def parse_tokens(value: Any) -> int:
     """``1_500_000``, ``1.5e6``, ``"1.5M"``, ``"200B"``, ``"4Mi"`` (binary: 4 * 2**20) -> an int number of tokens."""
     if isinstance(value, bool):
-        raise ValueError("a token count must be a number")
+        raise ConfigError("a token count must be a number")
     if isinstance(value, int):
         return value
     if isinstance(value, float):
         if not value.is_integer():
-            raise ValueError(f"a token count must be whole, got {value}")
+            raise ConfigError(f"a token count must be whole, got {value}")
         return int(value)
     if isinstance(value, str):
         match = re.fullmatch(r"\s*([0-9][0-9_]*(?:\.[0-9]+)?(?:e[0-9]+)?)\s*([KMGBT]?)(i?)\s*", value, re.I)
@@ -35,11 +36,11 @@ def parse_tokens(value: Any) -> int:
             number, suffix, binary = match.groups()
             scale = 2 ** (10 * "KMGT".index(suffix.upper()) + 10) if binary else _SUFFIX[suffix.upper()]
             if binary and not suffix:
-                raise ValueError(f"'{value}': 'i' needs a K/M/G/T suffix")
+                raise ConfigError(f"'{value}': 'i' needs a K/M/G/T suffix")
             tokens = float(number.replace("_", "")) * scale
             if abs(tokens - round(tokens)) < 1e-6:
                 return int(round(tokens))
-    raise ValueError(f"not a token count: {value!r} (write e.g. 1500000, 1.5M, 200B or 4Mi)")
+    raise ConfigError(f"not a token count: {value!r} (write e.g. 1500000, 1.5M, 200B or 4Mi)")
 
 
 Tokens = Annotated[int, BeforeValidator(parse_tokens)]
@@ -82,11 +83,11 @@ class DataConfig(StrictModel):
             for name, src in stage.mixture.items():
                 for what in (stage_name, name):
                     if not re.match(NAME, what):
-                        raise ValueError(
+                        raise ConfigError(
                             f"'{what}': stage and source names use letters, digits, '_', '.', '-'"
                         )
                 if paths.setdefault(name, src.path) != src.path:
-                    raise ValueError(f"source '{name}' names two folders: {paths[name]} and {src.path}")
+                    raise ConfigError(f"source '{name}' names two folders: {paths[name]} and {src.path}")
         return self
 
 
@@ -103,7 +104,7 @@ class ModelConfig(StrictModel):
     @model_validator(mode="after")
     def _one_source(self):
         if (self.base is None) == (self.tiny is None):
-            raise ValueError("give exactly one of model.base (a checkpoint) or model.tiny (a factory shape)")
+            raise ConfigError("give exactly one of model.base (a checkpoint) or model.tiny (a factory shape)")
         return self
 
 
@@ -201,13 +202,13 @@ class MidtrainConfig(StrictModel):
     def _batch_shape(self):
         seq = self.data.sequence_length
         if self.train.global_batch_tokens % seq:
-            raise ValueError(
+            raise ConfigError(
                 f"train.global_batch_tokens ({self.train.global_batch_tokens}) must be a multiple of "
                 f"data.sequence_length ({seq})"
             )
         sequences = self.train.global_batch_tokens // seq
         if sequences % self.train.micro_batch_size:
-            raise ValueError(
+            raise ConfigError(
                 f"train.global_batch_tokens / data.sequence_length = {sequences} sequences per step must be a "
                 f"multiple of train.micro_batch_size ({self.train.micro_batch_size})"
             )

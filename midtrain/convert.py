@@ -36,6 +36,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from octo.errors import InputError, MissingInputError
+
 NANOTRON_COMMIT = "2411b022a75fb7f7561a1bb4166706da5e1b76de"
 CHECKPOINT_VERSION = "1.5"  # nanotron.constants.CHECKPOINT_VERSION at that commit
 TP1 = "pp-rank-0-of-1_tp-rank-0-of-1"
@@ -55,12 +57,12 @@ def hf_rope(hf: dict) -> tuple[float, dict | None]:
 def nanotron_model_config(hf: dict, rope_interleaved: bool = False) -> dict:
     """nanotron ``LlamaConfig`` fields (as in ``model_config.json``) for an HF Llama ``config.json`` dict."""
     if hf.get("model_type", "llama") != "llama":
-        raise ValueError(f"only Llama checkpoints convert (model_type={hf.get('model_type')!r})")
+        raise InputError(f"only Llama checkpoints convert (model_type={hf.get('model_type')!r})")
     if hf.get("attention_bias") or hf.get("mlp_bias"):
-        raise ValueError("nanotron's LlamaForTraining has no attention/MLP biases; this checkpoint uses them")
+        raise InputError("nanotron's LlamaForTraining has no attention/MLP biases; this checkpoint uses them")
     heads = hf["num_attention_heads"]
     if hf.get("head_dim") not in (None, hf["hidden_size"] // heads):
-        raise ValueError(f"head_dim {hf['head_dim']} != hidden_size / heads; nanotron derives it from those")
+        raise InputError(f"head_dim {hf['head_dim']} != hidden_size / heads; nanotron derives it from those")
     theta, scaling = hf_rope(hf)
     eos = hf.get("eos_token_id")
     if isinstance(eos, list):
@@ -174,7 +176,7 @@ def merge_shards(files: list[Path]) -> torch.Tensor:
             meta, shard = f.metadata() or {}, f.get_tensor("data")
         if "unsharded_shape" not in meta:
             if len(files) != 1:
-                raise ValueError(f"{path}: several files but no sharding metadata")
+                raise InputError(f"{path}: several files but no sharding metadata")
             return shard
         shape = tuple(
             int(x.split("(")[-1].rstrip(")"))
@@ -197,7 +199,7 @@ def load_hf_state(hf_dir: Path) -> dict[str, torch.Tensor]:
     elif (hf_dir / "model.safetensors").is_file():
         files = ["model.safetensors"]
     else:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{hf_dir}: no model.safetensors (or index); only safetensors checkpoints convert"
         )
     state: dict[str, torch.Tensor] = {}
@@ -299,7 +301,7 @@ def _load_param(root: Path, name: str) -> torch.Tensor:
     folder = root.joinpath("model", *parts)
     files = sorted(folder.glob(f"model_{leaf}*.safetensors"))
     if not files:
-        raise FileNotFoundError(f"{root}: no file for parameter {name} in {folder}")
+        raise MissingInputError(f"{root}: no file for parameter {name} in {folder}")
     return merge_shards(files)
 
 
@@ -308,7 +310,7 @@ def nanotron_to_state(nt_dir: str | Path) -> tuple[dict, dict[str, torch.Tensor]
     nt_dir = Path(nt_dir)
     cfg_path = nt_dir / "model_config.json"
     if not cfg_path.is_file():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{nt_dir}: no model_config.json (is this a nanotron checkpoint step folder?)"
         )
     cfg = json.loads(cfg_path.read_text())

@@ -36,6 +36,7 @@ from midtrain.plan import Plan, branch_start, make_plan
 from midtrain.plot import plot_metrics
 from midtrain.schedule import lr_at
 from octo.config import ConfigError, dump_config, load_raw
+from octo.errors import StageError
 from octo.jsonl import append_jsonl, read_jsonl, write_jsonl
 from octo.manifest import is_complete, write_manifest
 from octo.procs import run_lock
@@ -93,7 +94,7 @@ def make_accelerator(precision: str):
     world = int(os.environ.get("WORLD_SIZE", "1"))
     accelerator = Accelerator(mixed_precision=mixed, cpu=world > 1 and not torch.cuda.is_available())
     if accelerator.num_processes != world:
-        raise RuntimeError(f"launched as {world} processes but accelerate sees {accelerator.num_processes}")
+        raise StageError(f"launched as {world} processes but accelerate sees {accelerator.num_processes}")
     return accelerator
 
 

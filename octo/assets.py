@@ -28,7 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from octo.errors import MissingAssetError
+from octo.errors import InputError, MissingAssetError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -461,10 +461,10 @@ def benchmark_items(name: str, source: str = "auto", root: str | Path | None = N
                     try:
                         rows.append(json.loads(line))
                     except json.JSONDecodeError as exc:
-                        raise ValueError(f"{local}:{lineno}: not valid JSON ({exc.msg})") from None
+                        raise InputError(f"{local}:{lineno}: not valid JSON ({exc.msg})") from None
         return [_normalise(name, r, i) for i, r in enumerate(rows)]
     if source not in ("hub", "auto"):
-        raise ValueError(f"benchmark source must be local, hub or auto (got {source!r})")
+        raise InputError(f"benchmark source must be local, hub or auto (got {source!r})")
     from datasets import load_dataset
 
     repo, subset, split = BENCHMARKS[name]

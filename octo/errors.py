@@ -17,6 +17,10 @@ class InputError(OctoError, ValueError):
     """A bad input file (a corpus, a metrics log, an export); the message names the file and line."""
 
 
+class MissingInputError(InputError, FileNotFoundError):
+    """An input file or folder that is not there; the message names it."""
+
+
 class StageError(OctoError, RuntimeError):
     """A stage cannot go on (its inputs are missing or inconsistent); the message says which and why."""
 

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from octo.errors import InputError
+
 
 def _open(path: Path, mode: str):
     if path.suffix == ".gz":
@@ -38,9 +40,9 @@ def read_jsonl(path: str | Path, *, torn_tail: bool = False) -> Iterator[dict[st
                         f"{path}:{lineno}: skipping a last line cut short by an interruption", file=sys.stderr
                     )
                     return
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+                raise InputError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
             if not isinstance(row, dict):
-                raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+                raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
             yield row
 
 

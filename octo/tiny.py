@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import Field
 
 from octo.config import StrictModel
+from octo.errors import ConfigError, MissingInputError
 
 BOS, EOS, PAD = "<|begin_of_text|>", "<|end_of_text|>", "<|pad|>"
 
@@ -89,7 +90,7 @@ def resolve_tokenizer(spec: str) -> Path:
         return assets.smollm2_path()
     path = Path(spec)
     if not (path / "tokenizer.json").is_file() and not (path / "tokenizer_config.json").is_file():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"tokenizer '{spec}': no tokenizer.json in that folder (or use 'llama3' / 'smollm2')"
         )
     return path
@@ -104,7 +105,7 @@ def make_tiny_llama(shape: TinyLlamaShape, tokenizer: str | Path, out_dir: str |
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     if shape.hidden_size % shape.num_heads:
-        raise ValueError(
+        raise ConfigError(
             f"model.hidden_size ({shape.hidden_size}) must be divisible by model.num_heads ({shape.num_heads})"
         )
     config = LlamaConfig(

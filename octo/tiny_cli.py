@@ -8,6 +8,7 @@ from pathlib import Path
 
 from octo import assets
 from octo.config import load_config
+from octo.errors import InputError
 from octo.jsonl import read_jsonl
 from octo.manifest import write_manifest
 from octo.tiny import TinyModelConfig, build_from_config, train_bpe_tokenizer
@@ -18,7 +19,7 @@ def _texts(files: list[str], wiki: int) -> list[str]:
     for f in files:
         for i, row in enumerate(read_jsonl(f), 1):
             if not isinstance(row.get("text"), str):
-                raise ValueError(f"{f}: row {i} has no 'text' string")
+                raise InputError(f"{f}: row {i} has no 'text' string")
             texts.append(row["text"])
     return texts
 

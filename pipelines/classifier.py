@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from octo.config import StrictModel, load_config
+from octo.errors import ConfigError, StageError
 from octo.procs import child_preexec
 from pipelines.recipe import Source
 
@@ -56,9 +57,9 @@ class ClassifierConfig(StrictModel):
     @model_validator(mode="after")
     def _check(self):
         if len(self.classes) < 2:
-            raise ValueError("classes needs at least two labels")
+            raise ConfigError("classes needs at least two labels")
         if self.positive is not None and self.positive not in self.classes:
-            raise ValueError(f"positive '{self.positive}' is not one of the classes {list(self.classes)}")
+            raise ConfigError(f"positive '{self.positive}' is not one of the classes {list(self.classes)}")
         return self
 
     @property
@@ -157,7 +158,7 @@ def _train_fasttext(train_file: Path, output: Path, o: FastTextOptions) -> None:
         preexec_fn=child_preexec(),
     )
     if result.returncode != 0:
-        raise RuntimeError(f"fastText training failed: {result.stderr.strip().splitlines()[-1:]}")
+        raise StageError(f"fastText training failed: {result.stderr.strip().splitlines()[-1:]}")
 
 
 def train_classifier(config: ClassifierConfig, output: str | Path | None = None) -> dict:
@@ -175,7 +176,7 @@ def train_classifier(config: ClassifierConfig, output: str | Path | None = None)
         if config.max_per_class:
             texts = texts[: config.max_per_class]
         if len(texts) < 2:
-            raise ValueError(f"class '{label}' has {len(texts)} seed documents; need at least 2")
+            raise ConfigError(f"class '{label}' has {len(texts)} seed documents; need at least 2")
         cut = max(1, int(round(len(texts) * config.holdout)))
         test += [(label, t) for t in texts[:cut]]
         train += [(label, t) for t in texts[cut:]]

@@ -44,6 +44,7 @@ from datatrove.utils.lid import FastTextLID
 from datatrove.utils.logging import logger
 from datatrove.utils.word_tokenizers import WordTokenizer, load_word_tokenizer
 
+from octo.errors import ConfigError
 from pipelines.sources import FormatError, Formatter, offline_records
 
 INTERNAL_KEYS = ("dedup_group",)  # metadata used between stages, removed before the final documents
@@ -355,7 +356,7 @@ class MathClassifierFilter(_SourceScope, FastTextClassifierFilter):
         if self._model is None:
             self._model = _load_fasttext(self.model_url)
             if f"__label__{self.label}" not in self._model.labels:
-                raise ValueError(f"{self.model_url}: no label '{self.label}' (labels: {self._model.labels})")
+                raise ConfigError(f"{self.model_url}: no label '{self.label}' (labels: {self._model.labels})")
         return self._model
 
     def filter(self, doc: Document):
@@ -563,7 +564,7 @@ class SourceTokenizer(DocumentTokenizer):
                 continue
             token_id = tok.token_to_id(token)
             if token_id is None:
-                raise ValueError(
+                raise ConfigError(
                     f"{self.tokenizer_name_or_path}: {role} token {token!r} is not in the vocabulary"
                 )
             specials.append((token, token_id))

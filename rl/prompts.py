@@ -12,6 +12,7 @@ import unicodedata
 from pathlib import Path
 
 from octo.assets import MissingAssetError, benchmark_items, last_boxed, reasoning_gym_items
+from octo.errors import InputError, MissingInputError
 from octo.jsonl import read_jsonl
 
 from .config import DecontaminationConfig, ItemSource
@@ -21,7 +22,7 @@ QUESTION_FIELDS = ("question", "problem", "prompt", "Question")
 
 def _rows_from_file(path: Path, fmt: str) -> list[dict]:
     if not path.is_file():
-        raise FileNotFoundError(f"prompts file not found: {path}")
+        raise MissingInputError(f"prompts file not found: {path}")
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
@@ -39,11 +40,11 @@ def _to_item(row: dict, index: int, where: str, src: ItemSource) -> dict:
         if answer is None and row.get("solution"):
             answer = last_boxed(str(row["solution"]))
     if not isinstance(question, str) or not question.strip():
-        raise ValueError(
+        raise InputError(
             f"{where}: row {index + 1} has no question (fields tried: {src.question_field or QUESTION_FIELDS})"
         )
     if answer is None or str(answer).strip() == "":
-        raise ValueError(
+        raise InputError(
             f"{where}: row {index + 1} has no answer (field {src.answer_field or 'answer / solution'})"
         )
     item_id = row.get("id") or row.get("unique_id") or f"{Path(where).stem}-{index}"
@@ -67,7 +68,7 @@ def load_items(src: ItemSource, seed_offset: int = 0) -> list[dict]:
     if src.limit is not None:
         items = items[: src.limit]
     if not items:
-        raise ValueError(f"{src.source} source {src.path or src.dataset}: no items")
+        raise InputError(f"{src.source} source {src.path or src.dataset}: no items")
     return items
 
 
@@ -146,7 +147,7 @@ def _eval_file_items(path: str) -> list[dict]:
     for i, row in enumerate(rows):
         question = next((row[f] for f in QUESTION_FIELDS if isinstance(row.get(f), str)), None)
         if question is None:
-            raise ValueError(f"{path}: row {i + 1} has no question field ({', '.join(QUESTION_FIELDS)})")
+            raise InputError(f"{path}: row {i + 1} has no question field ({', '.join(QUESTION_FIELDS)})")
         out.append({"id": str(row.get("id", i)), "question": question})
     return out
 

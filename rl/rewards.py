@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from octo.errors import ConfigError
 from octo.scoring import Verdict, score
 
 from .config import RewardConfig
@@ -79,7 +80,7 @@ def multi_boxed_penalty(j: Judgement, cfg: RewardConfig) -> float:
 def check_names(names: list[str]) -> None:
     unknown = [n for n in names if n not in REWARDS]
     if unknown:
-        raise ValueError(f"reward.funcs: unknown reward {unknown}; known: {', '.join(sorted(REWARDS))}")
+        raise ConfigError(f"reward.funcs: unknown reward {unknown}; known: {', '.join(sorted(REWARDS))}")
 
 
 def total_reward(j: Judgement, cfg: RewardConfig) -> float:

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from octo.config import StrictModel, load_config
+from octo.errors import ConfigError
 from octo.layout import StudyLayout
 from octo.manifest import PROJECT_ROOT
 from octo.tracking import TrackingConfig
@@ -45,7 +46,7 @@ class TokenizerEntry(StrictModel):
     @model_validator(mode="after")
     def _one_way(self):
         if self.path is None and not self.train_docs:
-            raise ValueError(
+            raise ConfigError(
                 "give tokenizer.path (an existing tokenizer) or tokenizer.train_docs (train one)"
             )
         return self
@@ -71,7 +72,7 @@ class BaseEntry(StrictModel):
     @model_validator(mode="after")
     def _one_way(self):
         if (self.model is None) == (self.pretrain is None):
-            raise ValueError(
+            raise ConfigError(
                 "give exactly one of base.model (an existing checkpoint) or base.pretrain (a recipe)"
             )
         return self
@@ -144,20 +145,20 @@ class StudyConfig(StrictModel):
     def _references(self):
         names = set(self.arms)
         if "base" in names:
-            raise ValueError("arms: 'base' is reserved for the base model")
+            raise ConfigError("arms: 'base' is reserved for the base model")
         for name, arm in self.arms.items():
             if arm.start_from != "base" and arm.start_from not in names:
-                raise ValueError(f"arms.{name}.start_from: no arm named '{arm.start_from}'")
+                raise ConfigError(f"arms.{name}.start_from: no arm named '{arm.start_from}'")
             for corpus in arm.mixture or {}:
                 if corpus not in self.corpora:
-                    raise ValueError(f"arms.{name}.mixture: no corpus named '{corpus}' in corpora")
+                    raise ConfigError(f"arms.{name}.mixture: no corpus named '{corpus}' in corpora")
         if self.base.pretrain:
             for corpus in self.base.pretrain.mixture or {}:
                 if corpus not in self.corpora:
-                    raise ValueError(f"base.pretrain.mixture: no corpus named '{corpus}' in corpora")
+                    raise ConfigError(f"base.pretrain.mixture: no corpus named '{corpus}' in corpora")
         for corpus in self.tokenizer.train_docs:
             if corpus not in self.corpora:
-                raise ValueError(f"tokenizer.train_docs: no corpus named '{corpus}' in corpora")
+                raise ConfigError(f"tokenizer.train_docs: no corpus named '{corpus}' in corpora")
         return self
 
     # ------------------------------------------------------------------ the run layout (octo.layout owns it)

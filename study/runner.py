@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from octo.errors import MissingInputError
 from octo.jsonl import read_jsonl
 from octo.manifest import is_complete, read_manifest, write_manifest
 from octo.procs import run_lock
@@ -69,7 +70,7 @@ def train_tokenizer(study: StudyConfig) -> Path:
             for row in read_jsonl(f)
         ]
         if not docs:
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"tokenizer.train_docs: corpus '{corpus}' has no documents under {study.corpus_dir(corpus)}/docs"
             )
         sample = rng.sample(docs, min(n, len(docs)))

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from octo.errors import InputError
+
 
 def _task_parts(key: str) -> tuple[str, int] | None:
     parts = key.split("|")
@@ -36,10 +38,10 @@ def convert(path: Path, prefer: list[str], suite: str) -> tuple[str, dict]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        raise InputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
     results = data.get("results") if isinstance(data, dict) else None
     if not isinstance(results, dict):
-        raise ValueError(f"{path}: no 'results' object (expected a lighteval results JSON)")
+        raise InputError(f"{path}: no 'results' object (expected a lighteval results JSON)")
     tasks = {}
     for key, metrics in results.items():
         parts = _task_parts(key)
@@ -52,7 +54,7 @@ def convert(path: Path, prefer: list[str], suite: str) -> tuple[str, dict]:
             if not m.endswith("_stderr") and isinstance(v, (int, float)) and not isinstance(v, bool)
         }
         if not scores:
-            raise ValueError(f"{path}: results[{key!r}] has no numeric metric")
+            raise InputError(f"{path}: results[{key!r}] has no numeric metric")
         main = next((m for m in prefer if m in scores), next(iter(scores)))
         summary = (data.get("summary_tasks") or {}).get(key) or {}
         tasks[name] = {
@@ -65,7 +67,7 @@ def convert(path: Path, prefer: list[str], suite: str) -> tuple[str, dict]:
             "lighteval_task": key,
         }
     if not tasks:
-        raise ValueError(f"{path}: no '<suite>|<task>|<fewshot>' entries under 'results'")
+        raise InputError(f"{path}: no '<suite>|<task>|<fewshot>' entries under 'results'")
     kind = "fewshot" if any(t["fewshot"] > 0 for t in tasks.values()) else "zeroshot"
     model = ((data.get("config_general") or {}).get("model_name")) if isinstance(data, dict) else None
     out = {

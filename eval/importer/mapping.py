@@ -38,14 +38,14 @@ def _check_target(target: str) -> str:
     if probe in project_fields() or parse_val_key(probe):
         return target
     allowed = ", ".join(sorted(project_fields()))
-    raise ValueError(f"unknown project field {target!r} (one of {allowed}, or val/<benchmark>/<acc|n|...>)")
+    raise ConfigError(f"unknown project field {target!r} (one of {allowed}, or val/<benchmark>/<acc|n|...>)")
 
 
 def _check_regex(pattern: str) -> str:
     try:
         re.compile(pattern)
     except re.error as exc:
-        raise ValueError(f"not a valid regular expression: {exc}") from None
+        raise ConfigError(f"not a valid regular expression: {exc}") from None
     return pattern
 
 
@@ -101,16 +101,16 @@ class ImportMapping(StrictModel):
             try:
                 _check_target(target)
             except ValueError as exc:
-                raise ValueError(f"{key!r}: {exc}") from None
+                raise ConfigError(f"{key!r}: {exc}") from None
         return value
 
     @model_validator(mode="after")
     def _arms(self):
         for i, rule in enumerate(self.runs):
             if rule.arm and "\\" not in rule.arm and not _ARM.match(rule.arm):
-                raise ValueError(f"runs.{i}.arm: {rule.arm!r} is not a folder-safe arm name")
+                raise ConfigError(f"runs.{i}.arm: {rule.arm!r} is not a folder-safe arm name")
             if rule.arm and rule.arm.endswith(RL_SUFFIX):
-                raise ValueError(
+                raise ConfigError(
                     f"runs.{i}.arm: arm names may not end in '{RL_SUFFIX}' (eval/<arm>-rl is after RL)"
                 )
         return self

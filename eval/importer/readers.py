@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from octo.errors import InputError
+
 FORMATS = ("auto", "wandb_csv", "wandb_history", "verl", "verl_console", "trl")
 COMPANIONS = ("__MIN", "__MAX")
 STEP_KEYS = ("_step", "step", "train/global_step", "global_step")  # the mapping's ``step:`` is tried first
@@ -114,7 +116,7 @@ def read_wandb_csv(path: Path, skips: Skips, step_column: str | None = None) -> 
         reader = csv.reader(fh)
         header = next(reader, None)
         if not header:
-            raise ValueError(f"{path}: empty file (a W&B CSV export starts with a 'Step' header)")
+            raise InputError(f"{path}: empty file (a W&B CSV export starts with a 'Step' header)")
         step_at = header.index(step_column) if step_column in header else 0
         columns = []
         for i, name in enumerate(header):
@@ -122,7 +124,7 @@ def read_wandb_csv(path: Path, skips: Skips, step_column: str | None = None) -> 
                 continue
             parsed = split_column(name)
             if parsed is None:
-                raise ValueError(
+                raise InputError(
                     f"{path}:1: column {i + 1} {name!r} is not '<run name> - <metric>' (a W&B chart export)"
                 )
             run, metric, companion = parsed
@@ -167,9 +169,9 @@ def read_history_jsonl(path: Path, run: str, skips: Skips, step_key: str | None)
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+                raise InputError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
             if not isinstance(row, dict):
-                raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+                raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
             yield from _row_record(row, run, keys, where, skips)
 
 
@@ -190,7 +192,7 @@ def read_history_csv(path: Path, run: str, skips: Skips, step_key: str | None) -
         reader = csv.reader(fh)
         header = next(reader, None) or []
         if not any(k in header for k in keys):
-            raise ValueError(f"{path}:1: no step column (expected one of {', '.join(keys)})")
+            raise InputError(f"{path}:1: no step column (expected one of {', '.join(keys)})")
         for lineno, cells in enumerate(reader, 2):
             if not cells:
                 continue
@@ -214,9 +216,9 @@ def read_verl_jsonl(path: Path, run: str, skips: Skips) -> Iterator[Record]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+                raise InputError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
             if not isinstance(row, dict) or not isinstance(row.get("data"), dict):
-                raise ValueError(
+                raise InputError(
                     f"{path}:{lineno}: expected veRL's file-logger line {{'step': N, 'data': {{...}}}}"
                 )
             step, reason = number(row.get("step"))
@@ -252,10 +254,10 @@ def read_trainer_state(path: Path, run: str, skips: Skips) -> Iterator[Record]:
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        raise InputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
     history = state.get("log_history") if isinstance(state, dict) else None
     if not isinstance(history, list):
-        raise ValueError(f"{path}: no 'log_history' list (expected a transformers/TRL trainer_state.json)")
+        raise InputError(f"{path}: no 'log_history' list (expected a transformers/TRL trainer_state.json)")
     for i, entry in enumerate(history):
         where = f"{path.name} log_history[{i}]"
         if not isinstance(entry, dict):
@@ -284,7 +286,7 @@ def sniff(path: Path) -> str:
     if path.suffix == ".csv":
         first_cells = next(csv.reader([text]), [])
         return "wandb_csv" if any(" - " in c for c in first_cells[1:]) else "wandb_history"
-    raise ValueError(f"{path}: cannot tell the format (give --format)")
+    raise InputError(f"{path}: cannot tell the format (give --format)")
 
 
 def run_name(path: Path, fmt: str) -> str:

@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from octo.errors import InputError, MissingInputError
 from octo.layout import RESULTS_FILE, StudyLayout
 from octo.manifest import hash_path, read_manifest, write_manifest
 
@@ -40,7 +41,7 @@ def _stream(path: Path, fmt: str, run: str | None, skips: Skips, mapping: Import
         return readers.read_verl_console(path, name, skips)
     if fmt == "trl":
         return readers.read_trainer_state(path, name, skips)
-    raise ValueError(f"{path}: format {fmt!r} holds evaluation results; give it as --before/--after ARM=FILE")
+    raise InputError(f"{path}: format {fmt!r} holds evaluation results; give it as --before/--after ARM=FILE")
 
 
 def source_streams(sources, mapping: ImportMapping, fmt: str | None, run: str | None, skips: Skips):
@@ -50,7 +51,7 @@ def source_streams(sources, mapping: ImportMapping, fmt: str | None, run: str | 
     for source in sources:
         path = Path(source)
         if not path.is_file():
-            raise FileNotFoundError(f"source not found: {path}")
+            raise MissingInputError(f"source not found: {path}")
         kind = fmt or (mapping.format if mapping.format != "auto" else readers.sniff(path))
         described.append({"path": str(path), "format": kind})
         stream = _stream(path, kind, run, skips, mapping)
@@ -82,7 +83,7 @@ class Importer:
             and (manifest or {}).get("stage") != STAGE
             and not self.force
         ):
-            raise ValueError(
+            raise InputError(
                 f"{folder}: holds a native run of arm '{arm}'; map the run to another arm or use --force"
             )
 
@@ -91,7 +92,7 @@ class Importer:
             arm = self.arm_of[record.run] = self.mapper.arm(record.run)
             if arm is not None:
                 if arm in self.run_of:
-                    raise ValueError(
+                    raise InputError(
                         f"runs {self.run_of[arm]!r} and {record.run!r} both map to arm '{arm}' "
                         "(give them distinct arms in the mapping's runs:)"
                     )
@@ -212,7 +213,7 @@ def _import_evals(
         for arm, path in pairs.items():
             path = Path(path)
             if not path.is_file():
-                raise FileNotFoundError(f"lighteval results not found: {path}")
+                raise MissingInputError(f"lighteval results not found: {path}")
             suite_name, results = lighteval.convert(path, mapping.eval_metric, suite)
             folder = layout.eval_dir(layout.eval_model(arm, after_rl), suite_name)
             folder.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ import os
 from collections import Counter
 from pathlib import Path
 
+from octo.errors import InputError
 from octo.layout import val_key
 
 from .mapping import Mapper
@@ -80,7 +81,7 @@ class ArmWriter:
         self.events["step rewinds"] += 1
         note = f"{record.where}: step {record.step:g} after step {last - self.shift:g}"
         if self.policy == "error":
-            raise ValueError(f"{note} (on_step_rewind: error; use resume, drop or offset)")
+            raise InputError(f"{note} (on_step_rewind: error; use resume, drop or offset)")
         if self.policy == "drop":
             self.events["rows dropped (step not above the last)"] += 1
             if len(self.rewinds) < 10:
