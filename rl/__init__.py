@@ -4,7 +4,19 @@ The study calls ``run(load("configs/rl/demo.yaml", ["model=PATH", "output_dir=DI
 returns the ``final/`` model folder (immediately when that run is already complete).
 """
 
-from .config import RLConfig, load
+from pathlib import Path
+
+from .config import RLConfig
+from .config import load as load_config
+from .rewards import check_names
+
+
+def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RLConfig:
+    """Load ``configs/rl/<x>.yaml`` with dotted overrides; registry names (``reward.funcs``) are checked here,
+    so a dry run catches a typo instead of the run failing later."""
+    config = load_config(path, overrides)
+    check_names(config.reward.funcs, where=str(path))
+    return config
 
 
 def run(config: RLConfig, **kwargs):

@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
 
-    from .config import load
+    from . import load
     from .grpo import run
 
     overrides = list(args.overrides) + rest

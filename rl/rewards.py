@@ -77,21 +77,13 @@ def multi_boxed_penalty(j: Judgement, cfg: RewardConfig) -> float:
     return -cfg.multi_boxed_penalty if j.strict.n_boxed >= 2 else 0.0
 
 
-def check_names(names: list[str]) -> None:
+def check_names(names: list[str], where: str = "RL config") -> None:
     unknown = [n for n in names if n not in REWARDS]
     if unknown:
-        raise ConfigError(f"reward.funcs: unknown reward {unknown}; known: {', '.join(sorted(REWARDS))}")
+        raise ConfigError(
+            f"{where}: reward.funcs: unknown reward {unknown}; known: {', '.join(sorted(REWARDS))}"
+        )
 
 
 def total_reward(j: Judgement, cfg: RewardConfig) -> float:
     return float(sum(REWARDS[name](j, cfg) for name in cfg.funcs))
-
-
-def reward_function(cfg: RewardConfig) -> Callable[..., list[float]]:
-    """A TRL reward function (``completions``, dataset column ``answer``) summing ``cfg.funcs``."""
-    check_names(cfg.funcs)
-
-    def octo_reward(completions, answer, **kwargs) -> list[float]:
-        return [total_reward(judge(c, g, cfg.require_boxed), cfg) for c, g in zip(completions, answer)]
-
-    return octo_reward

@@ -6,12 +6,16 @@ import time
 
 import pytest
 
+from octo.errors import ConfigError
+from octo.manifest import PROJECT_ROOT
+from rl import load
 from rl.config import RewardConfig
-from rl.rewards import REWARDS, judge, reward_function, total_reward
+from rl.rewards import REWARDS, judge, total_reward
 
 
 def rewards(texts, gold, **cfg):
-    return reward_function(RewardConfig(**cfg))(completions=list(texts), answer=[gold] * len(texts))
+    config = RewardConfig(**cfg)
+    return [total_reward(judge(text, gold, config.require_boxed), config) for text in texts]
 
 
 def test_correctness_is_plus_one_or_minus_one():
@@ -55,9 +59,12 @@ def test_repetition_and_multi_boxed_variants():
     assert rewards([repetitive, multi], "7") == [1.0, 1.0]  # the default is correctness only
 
 
-def test_unknown_reward_name_is_a_clear_error():
-    with pytest.raises(ValueError, match="unknown reward.*typo.*known: correctness"):
-        reward_function(RewardConfig(funcs=["correctness", "typo"]))
+def test_unknown_reward_name_is_a_clear_error_at_load():
+    recipe = PROJECT_ROOT / "configs/rl/demo.yaml"
+    with pytest.raises(
+        ConfigError, match=r"demo.yaml: reward.funcs: unknown reward.*typo.*known: correctness"
+    ):
+        load(recipe, ["reward.funcs=[correctness,typo]"])
     assert {"correctness", "repetition_penalty", "multi_boxed_penalty"} <= set(REWARDS)
 
 
