@@ -43,7 +43,7 @@ BOXED_FIRST_CHARS = 20  # the answer is "boxed first" when fewer characters prec
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _NUMBER_RE = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 _NUMBER_CHARS = frozenset("0123456789,.-")
-_DECIMAL_RE = re.compile(r"-?\d+(?:\.\d+)?")
+_DECIMAL_RE = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 _HASH_BASE, _HASH_MIX = np.uint64(1_000_003), np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -178,7 +178,7 @@ def _last_number(text: str) -> str | None:
     while True:
         start = max(0, len(text) - window)
         found = None
-        for found in _NUMBER_RE.finditer(text, start):
+        for found in _NUMBER_RE.finditer(text, start):  # noqa: B007 (the last match is the one kept)
             pass
         if start == 0 or (found is not None and text[found.start() - 1] not in _NUMBER_CHARS):
             return found.group() if found is not None else None
