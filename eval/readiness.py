@@ -38,6 +38,9 @@ class ReadinessOptions(StrictModel):
         description="row order (default: baseline first, then the study manifest's arm order, then sorted)",
     )
     baseline: str = Field("base", description="the arm that is the base model (first row, plotted black)")
+    arm_notes: dict[str, str] = Field(
+        default_factory=dict, description="arm -> what that model is, shown under the table's title"
+    )
     window: int = Field(
         20, gt=0, description="RL steps averaged for start/final/peak values (at most a fifth of the run)"
     )
@@ -459,8 +462,9 @@ def markdown_tables(rows: list[dict], curves: dict) -> list[tuple[str, list[str]
     ]
 
 
-def render_markdown(study: Path, rows: list[dict], curves: dict, plots: list[Path]) -> str:
+def render_markdown(study: Path, rows: list[dict], curves: dict, plots: list[Path], arm_notes=None) -> str:
     out = [f"# RL readiness: {study.name}", ""]
+    out += [f"- **{arm}**: {note}" for arm, note in (arm_notes or {}).items()] + ([""] if arm_notes else [])
     for title, head, cells in markdown_tables(rows, curves):
         out += [f"## {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
@@ -489,6 +493,13 @@ def render_html(
         "img{max-width:100%;border:1px solid #eee;margin:0.5em 0}</style></head><body>",
         f"<h1>RL readiness: {html.escape(study.name)}</h1>",
     ]
+    if options.arm_notes:
+        notes = options.arm_notes.items()
+        parts.append(
+            "<ul>"
+            + "".join(f"<li><b>{html.escape(a)}</b>: {html.escape(n)}</li>" for a, n in notes)
+            + "</ul>"
+        )
     for title, head, cells in markdown_tables(rows, curves):
         parts.append(
             f"<h2>{html.escape(title)}</h2><table><tr>"
@@ -666,7 +677,7 @@ def build_readiness(study_dir: str | Path, **options) -> Path:
     (study / "readiness.json").write_text(json.dumps(payload, indent=2) + "\n")
     (study / "readiness.html").write_text(render_html(study, rows, curves, plots, opts))
     md = study / "readiness.md"
-    md.write_text(render_markdown(study, rows, curves, plots))
+    md.write_text(render_markdown(study, rows, curves, plots, opts.arm_notes))
     return md
 
 
