@@ -156,7 +156,9 @@ def worst_case(cases) -> float:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--problems", type=int, default=150, help="GSM8K + MATH500 problems (x8 completions)")
-    parser.add_argument("--run", type=Path, help="an RL run folder: use its samples.jsonl as the realistic part")
+    parser.add_argument(
+        "--run", type=Path, help="an RL run folder: use its samples.jsonl as the realistic part"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)

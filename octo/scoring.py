@@ -64,11 +64,11 @@ def _codes(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
 
-def _matching_braces(codes: np.ndarray) -> dict[int, int]:
-    """Position of each ``{`` -> position of its matching ``}`` (a stack match, done by sorting on depth)."""
+def _matching_braces(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(positions of matched ``{`` in order, positions of their ``}``): a stack match, done by sorting on depth."""
     pos = np.flatnonzero((codes == 123) | (codes == 125))
     if not len(pos):
-        return {}
+        return pos, pos
     is_open = codes[pos] == 123
     depth = np.cumsum(np.where(is_open, 1, -1))
     level = np.where(is_open, depth, depth + 1)  # an open and its close sit on the same level
@@ -76,21 +76,24 @@ def _matching_braces(codes: np.ndarray) -> dict[int, int]:
     lv, op = level[order], is_open[order]
     # after an open at level L, the next event on level L is its close (depth moves in steps of one)
     hit = np.flatnonzero(op[:-1] & ~op[1:] & (lv[:-1] == lv[1:]))
-    return dict(zip(pos[order[hit]].tolist(), pos[order[hit + 1]].tolist()))
+    opens, closes = pos[order[hit]], pos[order[hit + 1]]
+    by_open = np.argsort(opens)
+    return opens[by_open], closes[by_open]
 
 
 def _boxes(text: str, codes: np.ndarray) -> list[tuple[int, str]]:
     """(start, content) of every box whose braces balance within MAX_BOX_CHARS, in order."""
-    opens = [m.end() - 1 for m in _BOX_RE.finditer(text)]
-    if not opens:
+    spans = [(m.start(), m.end() - 1) for m in _BOX_RE.finditer(text)]
+    if not spans:
         return []
-    closes = _matching_braces(codes)
-    found = []
-    for start, brace in zip((m.start() for m in _BOX_RE.finditer(text)), opens):
-        end = closes.get(brace)
-        if end is not None and end - brace - 1 <= MAX_BOX_CHARS:
-            found.append((start, text[brace + 1 : end]))
-    return found
+    opens, closes = _matching_braces(codes)
+    if not len(opens):
+        return []
+    braces = np.array([brace for _, brace in spans])
+    idx = np.minimum(np.searchsorted(opens, braces), len(opens) - 1)
+    ends = closes[idx]
+    keep = (opens[idx] == braces) & (ends - braces - 1 <= MAX_BOX_CHARS)
+    return [(spans[i][0], text[spans[i][1] + 1 : ends[i]]) for i in np.flatnonzero(keep).tolist()]
 
 
 def boxed_contents(text: str) -> list[str]:
@@ -248,7 +251,7 @@ class _Worker:
 class _Checker:
     """math-verify in a worker process, one request at a time, killed past a deadline.
 
-    After the first timeout a spare worker is kept warm, so the next check does not wait for an import.
+    A spare worker is kept warm from the first check on, so the check after a kill does not wait for an import.
     """
 
     def __init__(self):
@@ -278,6 +281,8 @@ class _Checker:
             if not self.active.wait_ready():
                 self._replace()
                 return False
+            if self.spare is None:
+                self.spare = _Worker()
             self.active.proc.stdin.write(json.dumps([pred, ref]).encode() + b"\n")
             line = self.active.read_line(time.monotonic() + VERIFY_DEADLINE_S)
             if line is None:  # past the deadline (or the worker died): a wrong answer

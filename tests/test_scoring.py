@@ -70,11 +70,12 @@ def test_adversarial_outputs_are_bounded_and_sane(text):
 
 # ------------------------------------------------------------------------- whole completions, any length
 def _best_time(fn, repeats=3):
+    """Best CPU time of a few runs (the scan is single-threaded; CPU time does not count a busy machine's waits)."""
     best = float("inf")
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = time.process_time()
         result = fn()
-        best = min(best, time.perf_counter() - start)
+        best = min(best, time.process_time() - start)
     return best, result
 
 
@@ -134,7 +135,8 @@ def test_brace_matching_and_repetition_agree_with_the_plain_algorithms():
     for _ in range(400):
         alphabet = rng.choice(["{}a", "ab", "abc", "{}", "a", "abcd{}", "ab{}  1,.-"])
         text = "".join(rng.choice(alphabet) for _ in range(rng.choice([30, 200, 1500])))
-        assert _matching_braces(_codes(text)) == _stack_match(text)
+        opens, closes = _matching_braces(_codes(text))
+        assert dict(zip(opens.tolist(), closes.tolist())) == _stack_match(text)
         assert is_repetitive(text) == (pattern.search(text) is not None), text
         numbers = [m.group() for m in regex.finditer(r"-?\d[\d,]*(?:\.\d+)?", text)]
         assert _last_number(text) == (numbers[-1] if numbers else None)
