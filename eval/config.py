@@ -5,10 +5,15 @@ items come from (a benchmark, a local JSONL, the offline GSM8K set, a reasoning-
 few-shot exemplars it shows, the prompt style and the metric. Suite-level ``prompt``/``metric``/``max_items``
 are defaults that every task without its own value inherits, so ``prompt=orz`` on the command line switches a
 whole suite to another template.
+
+``prompt: {from_run: runs/<study>/rl/<arm>}`` (or the override ``prompt.from_run=<dir>``) takes the template, its
+stop strings and system prompt from that RL run's resolved config (its ``manifest.json``), so an RL checkpoint
+is evaluated on exactly the prompt it was trained on (``octo.templates`` renders both).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -134,6 +139,10 @@ class SuiteConfig(StrictModel):
     include: list[str] | None = Field(None, description="run only these tasks (by name)")
     prompt: PromptStyle = "qa"
     template: str | None = None
+    stop: list[str] | None = Field(None, description="default stop sequences (default: the prompt style's)")
+    prompt_from_run: str | None = Field(
+        None, description="set by prompt: {from_run: <RL run dir>}: the run whose template this suite uses"
+    )
     metric: MetricName = "boxed"
     model: ModelSettings = ModelSettings()
     generation: GenerationSettings = GenerationSettings()
@@ -152,6 +161,8 @@ class SuiteConfig(StrictModel):
             # Inherit the suite's defaults (written into the task, so the manifest shows what ran).
             if task.prompt is None:
                 task.prompt = self.prompt
+                if task.stop is None:
+                    task.stop = self.stop
             if task.metric is None:
                 task.metric = self.metric
             if task.template is None:
@@ -188,6 +199,29 @@ def _set_task_field(data: dict, item: str, source: str) -> None:
     target[parts[-1]] = yaml.safe_load(raw) if raw else None
 
 
+def _prompt_from_run(data: dict, source: str) -> dict:
+    """Replace ``prompt: {from_run: <dir>}`` by the template, stop strings and system prompt of that RL run."""
+    spec = data["prompt"]
+    if set(spec) != {"from_run"} or not spec["from_run"]:
+        raise ConfigError(
+            f"{source}: prompt: expected a style name or {{from_run: <RL run folder>}}, got {spec}"
+        )
+    manifest = Path(str(spec["from_run"])) / "manifest.json"
+    try:
+        template = json.loads(manifest.read_text())["config"]["template"]
+        name, stop = template["name"], list(template["stop_strings"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(
+            f"{source}: prompt.from_run: cannot read the RL run's template from {manifest} "
+            f"(field config.template: {exc!r})"
+        ) from exc
+    data = {**data, "prompt_from_run": str(spec["from_run"]), "stop": stop}
+    if name == "chat":  # lighteval's chat-template path renders the tokenizer's template
+        model = dict(data.get("model") or {}, chat_template=True, system_prompt=template.get("system_prompt"))
+        return {**data, "prompt": "custom", "template": "{question}", "model": model}
+    return {**data, "prompt": name}
+
+
 def selected_tasks(suite: SuiteConfig) -> list[TaskConfig]:
     return [t for t in suite.tasks if suite.include is None or t.name in suite.include]
 
@@ -203,7 +237,13 @@ def load_suite(path: str | Path | SuiteConfig, overrides: list[str] | tuple[str,
         return path
     path = Path(path)
     per_task = [o for o in overrides if o.startswith("tasks.")]
-    data = load_raw(path, [o for o in overrides if not o.startswith("tasks.")])
+    from_run = [o.partition("=")[2] for o in overrides if o.startswith("prompt.from_run=")]
+    rest = [o for o in overrides if not o.startswith(("tasks.", "prompt.from_run="))]
+    data = load_raw(path, rest)
     for item in per_task:
         _set_task_field(data, item, str(path))
+    if from_run:
+        data["prompt"] = {"from_run": from_run[-1]}
+    if isinstance(data.get("prompt"), dict):
+        data = _prompt_from_run(data, str(path))
     return parse_config(data, SuiteConfig, source=str(path), lines=key_lines(path), overrides=overrides)

@@ -48,6 +48,9 @@ class ReadinessOptions(StrictModel):
         description="row order (default: baseline first, then the study manifest's arm order, then sorted)",
     )
     baseline: str = Field("base", description="the arm that is the base model (first row, plotted black)")
+    arm_notes: dict[str, str] = Field(
+        default_factory=dict, description="arm -> what that model is, shown under the table's title"
+    )
     window: int = Field(
         20,
         gt=0,
@@ -485,8 +488,9 @@ def markdown_tables(rows: list[dict], curves: dict) -> list[tuple[str, list[str]
     ]
 
 
-def render_markdown(study: Path, rows: list[dict], curves: dict, plots: list[Path]) -> str:
+def render_markdown(study: Path, rows: list[dict], curves: dict, plots: list[Path], arm_notes=None) -> str:
     out = [f"# RL readiness: {study.name}", ""]
+    out += [f"- **{arm}**: {note}" for arm, note in (arm_notes or {}).items()] + ([""] if arm_notes else [])
     for title, head, cells in markdown_tables(rows, curves):
         out += [f"## {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
@@ -509,10 +513,11 @@ def render_html(
     """The self-contained HTML page (eval/readiness_html.py): verdicts, then plots, then the detailed tables."""
     from eval.readiness_html import render_page
 
-    thresholds = json.dumps(options.model_dump(exclude={"arms"}))
+    thresholds = json.dumps(options.model_dump(exclude={"arms", "arm_notes"}))
     colors = arm_colors([row["arm"] for row in rows], options.baseline)
     tables = markdown_tables(rows, curves)
-    return render_page(study.name, rows, tables, plots, colors, verdict.__doc__ or "", thresholds)
+    return render_page(study.name, rows, tables, plots, colors, verdict.__doc__ or "", thresholds,
+                       arm_notes=options.arm_notes)  # fmt: skip
 
 
 def arm_colors(arms: list[str], baseline: str | None) -> dict[str, str]:
@@ -659,7 +664,7 @@ def build_readiness(study_dir: str | Path, **options) -> Path:
     (study / "readiness.json").write_text(json.dumps(payload, indent=2) + "\n")
     (study / "readiness.html").write_text(render_html(study, rows, curves, plots, opts))
     md = study / "readiness.md"
-    md.write_text(render_markdown(study, rows, curves, plots))
+    md.write_text(render_markdown(study, rows, curves, plots, opts.arm_notes))
     return md
 
 

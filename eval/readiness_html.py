@@ -73,8 +73,10 @@ def render_page(
     colors: dict[str, str],
     rules: str,
     thresholds: str,
+    arm_notes: dict[str, str] | None = None,
 ) -> str:
-    """The whole page. ``tables``: (title, header, cells) with one cells row per entry of ``rows``."""
+    """The whole page. ``tables``: (title, header, cells) with one cells row per entry of ``rows``;
+    ``arm_notes``: what each model is (for example which checkpoint a 'base' arm really is)."""
     classes = [_css_class(row["verdict"]) for row in rows]
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
@@ -82,6 +84,13 @@ def render_page(
         f"<title>RL readiness: {html.escape(title)}</title><style>{CSS}</style></head><body>",
         f"<h1>RL readiness: {html.escape(title)}</h1>",
         f"<p class='sub'>{len(rows)} arms · verdicts first, then the plots, then the detailed tables</p>",
+        *(
+            ["<ul class='arm-notes'>"]
+            + [f"<li><b>{html.escape(a)}</b>: {html.escape(n)}</li>" for a, n in (arm_notes or {}).items()]
+            + ["</ul>"]
+            if arm_notes
+            else []
+        ),
         "<h2 id='verdicts-title'>Verdicts</h2>",
         verdict_table(rows, colors),
     ]

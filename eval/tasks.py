@@ -22,27 +22,16 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from octo import assets
+from octo import assets, templates
 from octo.config import ConfigError
 from octo.jsonl import read_jsonl
 
 from .config import SuiteConfig, TaskConfig
 
 LETTERS = "ABCDEFGHIJ"
-ORZ_TEMPLATE = (
-    "A conversation between User and Assistant. The User asks a question, and the Assistant solves it. "
-    "The Assistant first thinks about the reasoning process step by step and then gives the final answer "
-    "inside \\boxed{{}}.\nUser: {question}\nAssistant:"
-)
-# Prompt style -> (query template, stop sequences). Exemplar answers are built by ``exemplar_answer``.
-STYLES: dict[str, tuple[str, list[str]]] = {
-    "qa": ("Question: {question}\nAnswer:", ["Question:"]),
-    "qa_boxed": ("Question: {question}\nAnswer:", ["Question:"]),
-    "minerva": ("Problem:\n{question}\n\nSolution:", ["Problem:"]),
-    "mc": ("Question: {question}\n{choices}\nAnswer:", ["Question:"]),
-    "orz": (ORZ_TEMPLATE, ["User:"]),
-    "custom": ("{question}", []),
-}
+# Prompt styles are the names of octo.templates (prompt text + stop strings, shared with RL); "chat" is lighteval's
+# chat-template path (model.chat_template), so a suite names "custom" with "{question}" for it (see eval.config).
+# Exemplar answers are built by ``exemplar_answer``.
 _CALCULATOR = re.compile(r"<<[^<>]*>>")  # GSM8K's calculator annotations: "2*3=<<2*3=6>>6"
 
 
@@ -156,13 +145,11 @@ def _choices(item: dict) -> list[str]:
 
 
 def question_text(style: str, template: str | None, item: dict) -> str:
-    query, _ = STYLES[style]
-    if style == "custom":
-        query = template
+    """The query for one item: ``octo.templates.render``, the same text RL renders for that template name."""
+    choices = ""
     if style == "mc":
-        lines = "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(_choices(item)))
-        return query.format(question=item["question"].strip(), choices=lines)
-    return query.format(question=item["question"].strip())
+        choices = "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(_choices(item)))
+    return templates.render(style, item["question"], text=template, choices=choices)
 
 
 def exemplar_answer(style: str, item: dict) -> str:
@@ -302,4 +289,4 @@ def lighteval_task_config(task: TaskConfig, key: str, metric, max_new_tokens: in
 
 
 def stop_sequences(task: TaskConfig) -> list[str]:
-    return list(task.stop) if task.stop is not None else list(STYLES[task.prompt][1])
+    return list(task.stop) if task.stop is not None else templates.stop_strings(task.prompt)

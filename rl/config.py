@@ -12,9 +12,10 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from octo.config import StrictModel, load_config
+from octo.templates import RL_STOP_STRINGS
 from octo.tracking import TrackingConfig
 
-DEFAULT_STOP_STRINGS = ["Question:", "User:", "Assistant:", "Answer:"]
+DEFAULT_STOP_STRINGS = list(RL_STOP_STRINGS)  # the templates' own (octo.templates)
 
 
 class ItemSource(StrictModel):

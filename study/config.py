@@ -133,7 +133,7 @@ class StudyConfig(StrictModel):
     arms: dict[str, ArmEntry] = Field(default_factory=dict)
     rl: RLEntry | None = None
     eval: EvalEntry = EvalEntry()
-    readiness: dict[str, str | list[str] | None] = Field(
+    readiness: dict[str, str | list[str] | dict[str, str] | None] = Field(
         default_factory=dict, description="options for the table"
     )
     compute: ComputeEntry = ComputeEntry()

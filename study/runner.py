@@ -123,10 +123,12 @@ def suite_name(path: str) -> str:
     return Path(path).stem
 
 
-def run_eval(study: StudyConfig, model: str, suite_path: str) -> dict:
+def run_eval(study: StudyConfig, model: str, suite_path: str, rl_arm: str | None = None) -> dict:
+    """Evaluate one checkpoint; an RL checkpoint (``rl_arm``) with its own run's template and stop strings."""
     import eval as evaluation
 
-    suite = evaluation.load_suite(suite_path, study.eval.overrides)
+    from_run = [f"prompt.from_run={study.rl_dir(rl_arm)}"] if rl_arm is not None else []
+    suite = evaluation.load_suite(suite_path, [*study.eval.overrides, *from_run])
     return evaluation.run(suite, model_path(study, model), study.eval_dir(model, suite_name(suite_path)))
 
 
@@ -178,7 +180,7 @@ def plan(study: StudyConfig) -> list[Step]:
         )
         for suite in study.eval.after_rl:
             steps.append(Step(f"eval {model}-rl / {suite_name(suite)}", study.eval_dir(f"{model}-rl", suite_name(suite)),
-                              lambda m=f"{model}-rl", s=suite: run_eval(study, m, s), est.evaluation(study, f"{model}-rl", suite), "eval"))  # fmt: skip
+                              lambda m=model, s=suite: run_eval(study, f"{m}-rl", s, rl_arm=m), est.evaluation(study, f"{model}-rl", suite), "eval"))  # fmt: skip
 
     if study.base.pretrain is not None:
         steps.append(Step("midtrain base (pre-training)", study.midtrain_dir("base"),

@@ -263,3 +263,19 @@ def test_rolling_mean_is_centred():
 
     assert rolling_mean([0, 0, 9, 0, 0], 3) == [0, 3, 3, 3, 0]
     assert rolling_mean([1.0, 2.0, 3.0], 1) == [1.0, 2.0, 3.0]
+
+
+def test_arm_notes_say_what_each_model_is(study):
+    note = "SmolLM2-135M-Instruct dequantized from a 4-bit (Q4_1) GGUF, not the pre-trained SmolLM2-135M base model"
+    md = build_readiness(study, arms=["base", "control"], arm_notes={"base": note})
+    assert f"- **base**: {note}" in md.read_text()
+    assert note in (study / "readiness.html").read_text()
+    assert json.loads((study / "readiness.json").read_text())["options"]["arm_notes"] == {"base": note}
+
+
+def test_the_smollm2_study_names_its_checkpoint_honestly():
+    from study.config import load
+
+    study = load("configs/studies/smollm2.yaml")
+    assert "SmolLM2-135M-Instruct" in study.description and "Q4_1" in study.description
+    assert "not the pre-trained" in study.readiness["arm_notes"]["base"]
