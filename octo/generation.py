@@ -18,8 +18,9 @@ What it does that a plain ``model.generate`` call over a batch does not:
 Greedy decoding is argmax over the same logits that ``generate`` sees, so greedy completions are the same as
 ``generate``'s up to floating-point differences between a padded batch and the split prefix/suffix prefill
 (tests compare both on a tiny and on the real SmolLM2 model). Sampling uses transformers' own logits warpers
-(temperature, top-k, top-p) and ``torch.multinomial``; it is repeatable for a seed, but the draws differ from
-``generate``'s because rows leave the batch at different times (the random stream is consumed differently).
+(temperature, top-k, top-p) and draws by inverse CDF (the same distribution as ``torch.multinomial``, ~20x
+cheaper on CPU over a 49k vocabulary); it is repeatable for a seed, but the draws differ from ``generate``'s (another draw
+method, and rows leave the batch at different times).
 """
 
 from __future__ import annotations
@@ -205,6 +206,13 @@ class Generator:
         )
         return out.logits[:, -1, :].float(), cache, mask, positions[:, -1]
 
+    def _decode_mask(self, mask):
+        """One query token per row: with SDPA, the 4D boolean mask is just the 2D one (True = attend), passed
+        ready-made so transformers skips building it every step (a few ms of a tiny model's step)."""
+        if getattr(self.model.config, "_attn_implementation", None) == "sdpa":
+            return mask.bool()[:, None, None, :]
+        return mask
+
     def _pick(self, logits, sampling: Sampling):
         import torch
 
@@ -221,7 +229,12 @@ class Generator:
             scores = TopKLogitsWarper(sampling.top_k)(None, scores)
         if sampling.top_p < 1.0:
             scores = TopPLogitsWarper(sampling.top_p)(None, scores)
-        return torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
+        # inverse-CDF draw, one uniform per row: the first token whose cumulative probability exceeds u picks
+        # token i with probability p_i (as torch.multinomial(p, 1) does) at ~1/20 of its CPU cost over a 49k
+        # vocabulary; right=True never lands on a token of probability 0 (filtered by top-k / top-p)
+        cdf = torch.softmax(scores, dim=-1).cumsum(dim=-1)
+        u = torch.rand(cdf.shape[0], 1, device=cdf.device) * cdf[:, -1:]
+        return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_max(cdf.shape[1] - 1)
 
     def _batch(self, prompts, prefix, cached, n, max_new_tokens, eos, stops: StopStrings, sampling):
         import torch
@@ -255,7 +268,7 @@ class Generator:
             last = last + 1
             out = self.model(
                 input_ids=tokens[:, None],
-                attention_mask=mask,
+                attention_mask=self._decode_mask(mask),
                 position_ids=last[:, None],
                 past_key_values=cache,
                 use_cache=True,

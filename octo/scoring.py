@@ -7,6 +7,7 @@ input length and time, so a huge or adversarial completion costs at most a few s
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from dataclasses import asdict, dataclass
@@ -52,6 +53,7 @@ def boxed_contents(text: str) -> list[str]:
     return found
 
 
+@functools.lru_cache(maxsize=4096)  # the RL reward scores each completion twice (strict and lenient)
 def is_repetitive(text: str) -> bool:
     """True when a chunk of 5+ characters repeats 5+ times in a row (bounded by a regex timeout)."""
     try:
