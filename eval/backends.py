@@ -1,10 +1,12 @@
 """Generation backends for lighteval Pipelines. Prompts, few-shot exemplars, metrics and details are the same
 for all of them; only the call that turns prompts into completions differs.
 
-* ``TransformersBackend`` (default, CPU and GPU): the checkpoint is loaded once per ``run`` and handed to each
-  Pipeline as an in-memory model (lighteval's ``TransformersModel.from_model``), so many tasks and suites cost
-  one model load. lighteval's on-disk sample cache is switched off: it is keyed by model *path*, and a study
-  rewrites checkpoints at the same path.
+* ``TransformersBackend`` (default, CPU and GPU): lighteval's Pipeline around a ``GeneratorModel`` fed by
+  ``octo.generation.Generator`` (``model.engine=octo``): the task's few-shot block is prefilled once and its KV
+  cache shared by every item, each prompt is prefilled once for its n samples, batches are length-sorted and
+  sized to free memory, and rows leave the batch at EOS or their stop string. ``model.engine=lighteval`` keeps
+  lighteval's own ``TransformersModel`` (``LightevalTransformersBackend``; the baseline of
+  ``benchmarks/generation.py``). The checkpoint is loaded once per ``run`` and shared by every task.
 * ``GeneratorModel``: a lighteval ``LightevalModel`` around any ``generate(prompts, n, max_new_tokens, stop)``
   function. ``VLLMBackend`` plugs vLLM into it (lighteval's own vLLM backend pins vllm 0.10, which cannot share
   an environment with TRL's vLLM); ``hf_generate`` plugs in plain ``model.generate`` (the benchmark baseline,
@@ -20,6 +22,8 @@ from lighteval.models.abstract_model import LightevalModel, ModelConfig
 from lighteval.models.model_input import GenerationParameters
 from lighteval.models.model_output import ModelResponse
 from lighteval.tasks.prompt_manager import PromptManager
+
+from octo.generation import Generator, Sampling, cut_text
 
 from .config import ModelSettings, SuiteConfig
 
@@ -59,8 +63,11 @@ def generation_parameters(suite: SuiteConfig):
     )
 
 
-class TransformersBackend:
-    name = "transformers"
+class LightevalTransformersBackend:
+    """lighteval's own ``TransformersModel`` (``model.engine=lighteval``): padded batches that run until every
+    row of the batch has stopped, the prompt re-prefilled for every item and sample."""
+
+    name = "lighteval_transformers"
 
     def __init__(self, suite: SuiteConfig, model_path: str | Path, model=None):
         self.suite, self.model_path = suite, str(model_path)
@@ -235,6 +242,41 @@ class HFGenerateBackend(GeneratorBackend):
         super().__init__(suite, model_path, generate, tokenizer, max_length)
 
 
+def octo_generate(model, tokenizer, suite: SuiteConfig) -> tuple[GenerateFn, Generator]:
+    """``octo.generation.Generator`` behind the generate-function interface; texts are cut at the stop strings."""
+    gen = suite.generation
+    engine = Generator(model, tokenizer, max_rows=suite.model.batch_size * gen.n)
+    sampling = Sampling(gen.temperature, gen.top_p, gen.top_k)
+    eos = [tokenizer.eos_token_id]  # what lighteval's transformers model stops on
+
+    def generate(prompts, n, max_new_tokens, stop):
+        ids = [tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts]
+        outs = engine.generate(ids, n, max_new_tokens, eos, stop, sampling)
+        decode = tokenizer.decode
+        return [
+            [(cut_text(decode(o, skip_special_tokens=True), stop), o) for o in samples] for samples in outs
+        ]
+
+    return generate, engine
+
+
+class TransformersBackend(GeneratorBackend):
+    """The default: a transformers model driven by ``octo.generation.Generator`` (see the module docstring)."""
+
+    name = "transformers"
+
+    def __init__(self, suite: SuiteConfig, model_path: str | Path, model=None):
+        from transformers import AutoTokenizer
+
+        model = model if model is not None else load_hf_model(model_path, suite.model)
+        tokenizer = AutoTokenizer.from_pretrained(str(model_path))
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        generate, self.engine = octo_generate(model.eval(), tokenizer, suite)
+        max_length = suite.model.max_length or model.config.max_position_embeddings
+        super().__init__(suite, model_path, generate, tokenizer, max_length)
+
+
 class VLLMBackend(GeneratorBackend):
     """vLLM generation (GPU; ``pip install -e .[gpu]``), scored by the same lighteval metrics."""
 
@@ -281,4 +323,6 @@ def make_backend(suite: SuiteConfig, model_path: str | Path, model=None):
         if model is not None:
             raise ValueError("backend=vllm loads the checkpoint itself; pass a path, not an in-memory model")
         return VLLMBackend(suite, model_path)
+    if suite.model.engine == "lighteval":
+        return LightevalTransformersBackend(suite, model_path, model)
     return TransformersBackend(suite, model_path, model)

@@ -80,8 +80,17 @@ class TaskConfig(StrictModel):
 
 class ModelSettings(StrictModel):
     device: str = Field("cpu", description="cpu, cuda, cuda:N or auto (cuda when available)")
+    engine: Literal["octo", "lighteval"] = Field(
+        "octo",
+        description="backend=transformers: octo.generation (shared few-shot prefix, rows leave the batch at "
+        "their stop) or lighteval's own TransformersModel",
+    )
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
-    batch_size: int = Field(32, gt=0, description="prompts per generate() call (samples multiply it)")
+    batch_size: int = Field(
+        32,
+        gt=0,
+        description="prompts per batch at most (samples multiply it); engine=octo also caps it by memory",
+    )
     chat_template: bool = Field(False, description="wrap prompts in the tokenizer's chat template")
     system_prompt: str | None = None
     max_length: int | None = Field(None, gt=0, description="context length (default: the model config's)")

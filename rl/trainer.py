@@ -2,9 +2,11 @@
 
 * ``grpo_args``: the config's RL-step view (prompts x rollouts per step, updates per rollout batch) mapped to
   TRL's counts of completions and micro-steps.
-* ``OctoGRPOTrainer``: stop strings on the transformers path (a stopping criterion + a cut before the stop
-  string, before rewards and loss masking; vLLM gets the same list as ``stop``), and the stair schedule of the
-  max response length.
+* ``OctoGRPOTrainer``: rollouts on the transformers path through ``octo.generation.Generator`` (each prompt
+  prefilled once and its KV cache repeated for its G completions, rows leave the batch at EOS or a stop
+  string), a cut before the stop string (before rewards and loss masking; vLLM gets the same list as ``stop``),
+  and the stair schedule of the max response length. Settings the engine does not implement (min_p, a
+  repetition penalty, images) fall back to TRL's own ``generate`` call with a stop-string criterion.
 * ``Recorder``: the reward function TRL calls; it scores each completion once, writes ``samples.jsonl`` and
   keeps the rollout summary of the step.
 * ``DynamicsCallback``: one ``metrics.jsonl`` row per RL step (rollout summary + TRL's update logs +
@@ -21,6 +23,7 @@ from tqdm import tqdm
 from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
+from octo.generation import Generator, Sampling
 from octo.jsonl import append_jsonl, append_jsonl_rows
 from octo.progress import bar as progress_bar
 
@@ -153,19 +156,69 @@ class OctoGRPOTrainer(GRPOTrainer):
         self._apply_length_schedule()
         return super()._generate_and_score_completions(inputs)
 
-    def _generate_single_turn(self, prompt_ids, *args, **kwargs):
+    def _engine_applies(self, images, multimodal_fields) -> bool:
+        gen = self.generation_config
+        return (
+            images is None
+            and not multimodal_fields
+            and not getattr(self, "tools", None)
+            and gen.min_p is None
+            and gen.repetition_penalty in (None, 1.0)
+            and not gen.suppress_tokens
+            and (gen.num_beams or 1) == 1
+        )
+
+    def _engine_generate(self, prompt_ids: list[list[int]]) -> list[list[int]]:
+        """TRL's batch holds each prompt G times in a row: prefill it once and sample its G completions."""
+        import torch
+        from trl.models import unwrap_model_for_generation
+
+        groups: list[tuple[list[int], int]] = []
+        for ids in prompt_ids:
+            if groups and groups[-1][0] == list(ids):
+                groups[-1] = (groups[-1][0], groups[-1][1] + 1)
+            else:
+                groups.append((list(ids), 1))
+        n = groups[0][1] if len({c for _, c in groups}) == 1 else 1
+        prompts = [p for p, _ in groups] if n > 1 else [list(ids) for ids in prompt_ids]
+        gen = self.generation_config
+        sampling = Sampling(gen.temperature if gen.do_sample else 0.0, gen.top_p or 1.0, gen.top_k or 0)
+        with (
+            unwrap_model_for_generation(
+                self.model_wrapped,
+                self.accelerator,
+                gather_deepspeed3_params=self.args.ds3_gather_for_generation,
+                generation_kwargs=self.generation_kwargs,
+                gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs,
+            ) as model,
+            torch.no_grad(),
+        ):
+            engine = Generator(model, self._tokenizer, max_rows=len(prompt_ids))
+            outs = engine.generate(
+                prompts, n, self.max_completion_length, self.eos_token_ids, self.stop_strings, sampling
+            )
+        return [ids for samples in outs for ids in samples]
+
+    def _generate_single_turn(self, prompt_ids, images=None, multimodal_fields=None, *args, **kwargs):
         transformers_path = not self.use_vllm and not self.use_transformers_continuous_batching
-        if transformers_path and self.stop_strings:
+        engine = transformers_path and self._engine_applies(images, multimodal_fields)
+        if engine:
+            completion_ids, logprobs = self._engine_generate(prompt_ids), None
+        elif transformers_path and self.stop_strings:
             model = self.accelerator.unwrap_model(self.model_wrapped)
             with stop_generate_on(model, self._tokenizer, self.stop_strings):
-                completion_ids, logprobs = super()._generate_single_turn(prompt_ids, *args, **kwargs)
+                completion_ids, logprobs = super()._generate_single_turn(
+                    prompt_ids, images, multimodal_fields, *args, **kwargs
+                )
         else:
-            completion_ids, logprobs = super()._generate_single_turn(prompt_ids, *args, **kwargs)
+            completion_ids, logprobs = super()._generate_single_turn(
+                prompt_ids, images, multimodal_fields, *args, **kwargs
+            )
         pad = self._tokenizer.pad_token_id
         cut, finish = [], []
         for ids in completion_ids:
             ids = list(ids)
-            if transformers_path and ids and ids[-1] not in self.eos_token_ids:
+            if transformers_path and not engine and ids and ids[-1] not in self.eos_token_ids:
                 while ids and ids[-1] == pad:  # a row stopped by the criterion is padded to the batch length
                     ids.pop()
             ids, stopped = cut_at_stop(ids, self._tokenizer, self.stop_strings)

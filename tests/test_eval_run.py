@@ -106,9 +106,11 @@ def _crafted_items(path):
 
 def test_lighteval_prompt_cut_is_fixed_and_guarded(long_tiny_model, tmp_path, monkeypatch):
     """lighteval cuts every prompt of a split to the token length of the one with the longest *question text*
-    (+ generation size). The runner sorts by token length instead; without that patch the guard stops the run."""
+    (+ generation size). The runner sorts by token length instead; without that patch the guard stops the run.
+    (lighteval's own transformers model; the default engine never cuts a prompt.)"""
     items = _crafted_items(tmp_path / "items.jsonl")
     overrides = [
+        "model.engine=lighteval",
         "tasks.0.source=jsonl",
         f"tasks.0.path={items}",
         "include=[arith]",

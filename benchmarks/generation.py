@@ -1,0 +1,280 @@
+"""Generation paths against plain ``model.generate`` on the same items, in one process.
+
+    flock /tmp/octo-heavy.lock .venv/bin/python benchmarks/generation.py [--only fewshot,zeroshot,rl,steps,vllm]
+        [--gsm8k 4] [--arith 16] [--rl-prompts 4] [--rl-generations 8] [--threads 2] [--peak-gflops 150]
+
+Sections (each prints tokens/s, items/s, the share of the FLOP ceiling and the ratio to plain generate):
+
+* ``fewshot``: the SmolLM2-135M few-shot suite (``configs/eval/smollm2_fewshot.yaml``: GSM8K 8-shot, generated
+  arithmetic 3-shot; subsets) through ``eval.runner.run`` three ways: the default engine (``octo.generation``:
+  shared exemplar prefix, rows leave at their stop string), lighteval's own TransformersModel
+  (``model.engine=lighteval``, the path before issue 18) and plain batched ``model.generate`` with
+  ``stop_strings`` (``HFGenerateBackend``). Same prompts, same lighteval scoring; the scores must agree.
+* ``zeroshot``: the same on ``configs/eval/smollm2_zeroshot.yaml``.
+* ``rl``: one GRPO rollout batch (prompts x generations, T=1) at the demo's size (0.78M, random weights: no
+  completion stops early) and at SmolLM2's: plain ``model.generate`` vs the RL stage's generation and its
+  whole rollout (generation + rewards + records + advantages).
+* ``steps``: the demo model's decode step at several batch sizes: the per-step overhead (batch 1, where the
+  FLOPs are negligible) and tokens/s against the FLOP ceiling.
+* ``vllm``: the few-shot suite with ``backend=vllm`` (automatic prefix caching), only when vllm imports.
+
+FLOPs are 2 x parameters per token processed (prompt + completion; what one pass over each prompt from scratch
+costs); the ceiling is ``--peak-gflops`` (default 150, a rough fp32 figure for 2 cores). The SmolLM2 checkpoint
+is SmolLM2-135M-Instruct dequantised from a 4-bit GGUF (``octo.assets.smollm2_path``).
+Timings on a shared machine are noisy: compare figures from the same run only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+EASY = dict(
+    min_terms=2, max_terms=2, min_digits=1, max_digits=1, operators=["+", "-"],
+    allow_parentheses=False, allow_negation=False,
+)  # fmt: skip
+HEADER = f"{'path':<34}{'wall s':>8}{'items/s':>9}{'tokens/s':>10}{'FLOP %':>8}{'ratio':>7}  score"
+
+
+def demo_model(work: Path) -> Path:
+    """benchmarks/rl.py's model: the demo's shape (hidden 128, 2 layers, vocab 3,072), random weights."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_rl", ROOT / "benchmarks" / "rl.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.build_model(work)
+
+
+def params(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def row(name, wall, items, tokens, flops, peak, base_wall, score="") -> str:
+    share = 100 * flops / wall / (peak * 1e9)
+    return (
+        f"{name:<34}{wall:>8.1f}{items / wall:>9.2f}{tokens / wall:>10.1f}{share:>8.2f}"
+        f"{base_wall / wall:>7.2f}  {score}"
+    )
+
+
+def eval_section(title, suite_path, overrides, model_path, model, args) -> None:
+    """One suite three ways through eval.runner.run; tokens = prompt + completion tokens of the details."""
+    from eval.backends import HFGenerateBackend
+    from eval.config import load_suite
+    from eval.runner import run
+    from octo.jsonl import read_jsonl
+
+    work = Path(tempfile.mkdtemp(prefix="octo-bench-gen-"))
+    n_params = params(model)
+    results = {}
+    ways = {
+        "plain model.generate (hf_generate)": dict(backend="hf"),
+        "lighteval TransformersModel": dict(over=["model.engine=lighteval"]),
+        "octo.generation (default)": dict(over=[]),
+    }
+    for name, how in ways.items():
+        over = [*overrides, *how.get("over", [])]
+        suite = load_suite(suite_path, over)
+        backend = HFGenerateBackend(suite, model_path, model) if how.get("backend") == "hf" else None
+        out = work / name.split()[0]
+        start = time.perf_counter()
+        res = run(suite, model_path, out, model=model, backend=backend, force=True)
+        wall = time.perf_counter() - start
+        rows = [r for p in sorted((out / "details").glob("*.jsonl")) for r in read_jsonl(p)]
+        prompt = sum(r["prompt_tokens"] for r in rows)
+        completion = sum(sum(r["completion_tokens"]) for r in rows)
+        scores = {t: round(e["score"], 3) for t, e in res["tasks"].items()}
+        results[name] = (wall, len(rows), prompt, completion, scores)
+    base = results["plain model.generate (hf_generate)"][0]
+    first = next(iter(results.values()))
+    print(f"\n== {title}: {first[1]} items, {first[2]} prompt tokens; SmolLM2-135M ({n_params / 1e6:.0f}M)")
+    print(HEADER)
+    for name, (wall, items, prompt, completion, scores) in results.items():
+        flops = 2 * n_params * (prompt + completion)
+        print(row(name, wall, items, prompt + completion, flops, args.peak_gflops, base, scores))
+    same = len({str(r[4]) for r in results.values()}) == 1
+    print(f"scores identical across the three paths: {same}")
+
+
+def rl_section(title, model_dir, args, prompts: int, generations: int, max_new: int) -> None:
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from octo.assets import reasoning_gym_items
+    from rl import load
+    from rl.templates import render
+    from rl.trainer import OctoGRPOTrainer, Recorder, grpo_args
+
+    work = Path(tempfile.mkdtemp(prefix="octo-bench-gen-rl-"))
+    cfg = load(
+        ROOT / "configs/rl/demo.yaml",
+        [f"model={model_dir}", f"output_dir={work}", f"trainer.prompts_per_step={prompts}",
+         f"trainer.num_generations={generations}", f"trainer.max_completion_length={max_new}"],
+    )  # fmt: skip
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    items = reasoning_gym_items("basic_arithmetic", prompts, 555, **EASY)
+    rows = [
+        {"prompt": render("qa", x["question"]), "answer": x["answer"], "prompt_id": x["id"]} for x in items
+    ]
+    batch = [r for r in rows for _ in range(generations)]
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    recorder = Recorder(cfg, samples_path=work / "samples.jsonl")
+    trainer = OctoGRPOTrainer(
+        model=model, reward_funcs=[recorder.as_reward_function()], args=grpo_args(cfg, work, use_cpu=True),
+        train_dataset=Dataset.from_list(rows), processing_class=tok, stop_strings=cfg.template.stop_strings,
+    )  # fmt: skip
+    recorder.trainer = trainer
+    trainer.model.train()
+    tok.padding_side = "left"
+    enc = tok([r["prompt"] for r in batch], return_tensors="pt", padding=True)
+    plain_kwargs = dict(
+        max_new_tokens=max_new, do_sample=True, temperature=1.0, top_p=1.0, top_k=0,
+        pad_token_id=tok.pad_token_id, eos_token_id=trainer.eos_token_ids,
+    )  # fmt: skip
+
+    def plain() -> int:
+        with torch.no_grad():
+            out = model.generate(**enc, **plain_kwargs)[:, enc["input_ids"].shape[1] :]
+        return int((out != tok.pad_token_id).sum())
+
+    def rl_generate() -> int:
+        return sum(len(c) for c in trainer._generate([r["prompt"] for r in batch])[1])
+
+    def rl_rollout() -> int:
+        return int(trainer._generate_and_score_completions(batch)["completion_mask"].sum())
+
+    ways = {
+        "plain model.generate": plain,
+        "rl generate (octo.generation)": rl_generate,
+        "rl rollout": rl_rollout,
+    }
+    runs = {name: [] for name in ways}
+    for fn in ways.values():
+        fn()  # warm-up
+    for _ in range(args.rounds):
+        for name, fn in ways.items():  # alternate: load on a shared machine drifts
+            start = time.perf_counter()
+            n = fn()
+            runs[name].append((time.perf_counter() - start, n))
+    n_params, prompt_tokens = params(model), int(enc["attention_mask"].sum())
+    print(
+        f"\n== {title}: {prompts} prompts x {generations} completions, <= {max_new} new tokens, T=1, "
+        f"{n_params / 1e6:.2f}M params; median of {args.rounds} rounds"
+    )
+    print(HEADER.replace("score", "tokens/batch"))
+    base = statistics.median(t for t, _ in runs["plain model.generate"])
+    for name, vals in runs.items():
+        wall, tokens = statistics.median(t for t, _ in vals), statistics.median(n for _, n in vals)
+        flops = 2 * n_params * (prompt_tokens + tokens)
+        print(row(name, wall, len(batch), tokens, flops, args.peak_gflops, base, f"{tokens:.0f}"))
+    print(
+        "ratio: plain wall time over the path's (the same batch; tokens differ when stop strings end rows early)"
+    )
+
+
+def steps_section(model_dir, args) -> None:
+    """The tiny model's decode step: time per step by batch size; overhead = the batch-1 step."""
+    import torch
+    from transformers import AutoModelForCausalLM, DynamicCache
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    n_params = params(model)
+    print(f"\n== demo model decode step ({n_params / 1e6:.2f}M params, prompt 16 tokens, 32 steps)")
+    print(f"{'batch':>6}{'ms/step':>9}{'tokens/s':>10}{'FLOP %':>8}")
+    for batch in (1, 8, 32, 128, 512):
+        ids = torch.randint(10, model.config.vocab_size - 1, (batch, 16))
+        times = []
+        with torch.no_grad():
+            for _ in range(2):
+                cache = DynamicCache(config=model.config)
+                out = model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+                start = time.perf_counter()
+                for s in range(32):
+                    token = out.logits[:, -1].argmax(-1, keepdim=True)
+                    pos = torch.full((batch, 1), 16 + s)
+                    out = model(input_ids=token, position_ids=pos, past_key_values=cache, use_cache=True)
+                times.append((time.perf_counter() - start) / 32)
+        step = min(times)
+        share = 100 * 2 * n_params * batch / step / (args.peak_gflops * 1e9)
+        print(f"{batch:>6}{step * 1000:>9.2f}{batch / step:>10.0f}{share:>8.2f}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--only", default="fewshot,zeroshot,rl,steps,vllm")
+    parser.add_argument("--gsm8k", type=int, default=4, help="GSM8K items per eval section")
+    parser.add_argument("--arith", type=int, default=16, help="arithmetic items per eval section")
+    parser.add_argument("--max-new-tokens", type=int, default=128, help="eval budget (GSM8K; arith keeps 96)")
+    parser.add_argument("--rl-prompts", type=int, default=4)
+    parser.add_argument("--rl-generations", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--peak-gflops", type=float, default=150.0)
+    args = parser.parse_args()
+    only = set(args.only.split(","))
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from octo.assets import smollm2_path
+
+    torch.set_num_threads(args.threads)
+    print(f"torch threads {args.threads}; FLOP ceiling {args.peak_gflops:g} GFLOP/s")
+    smol = smollm2_path()
+    work = Path(tempfile.mkdtemp(prefix="octo-bench-gen-demo-"))
+    demo = demo_model(work) if only & {"rl", "steps"} else None
+    evals = [
+        "include=[gsm8k,arith]", f"tasks.gsm8k.max_items={args.gsm8k}", f"tasks.arith.size={args.arith + 4}",
+        f"tasks.arith.max_items={args.arith}", f"tasks.gsm8k.max_new_tokens={args.max_new_tokens}",
+        f"model.threads={args.threads}",
+    ]  # fmt: skip
+    if only & {"fewshot", "zeroshot"}:
+        model = AutoModelForCausalLM.from_pretrained(smol).eval()
+        if "fewshot" in only:
+            eval_section("few-shot eval", "configs/eval/smollm2_fewshot.yaml", evals, smol, model, args)
+        if "zeroshot" in only:
+            eval_section("zero-shot eval", "configs/eval/smollm2_zeroshot.yaml", evals, smol, model, args)
+        del model
+    if "rl" in only:
+        rl_section("RL rollouts, demo size", demo, args, args.rl_prompts, args.rl_generations, 48)
+        rl_section("RL rollouts, SmolLM2 size", smol, args, 2, args.rl_generations, 64)
+    if "steps" in only:
+        steps_section(demo, args)
+    if "vllm" in only:
+        vllm_section(smol, evals)
+    return 0
+
+
+def vllm_section(model_path, evals) -> None:
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        print("\n== vLLM: not importable here (CPU machine); skipped")
+        return
+    from eval.runner import run
+
+    start = time.perf_counter()
+    res = run(
+        "configs/eval/smollm2_fewshot.yaml",
+        model_path,
+        Path(tempfile.mkdtemp()),
+        overrides=[*evals, "backend=vllm"],
+    )
+    wall = time.perf_counter() - start
+    print(f"\n== vLLM (automatic prefix caching), few-shot: {wall:.1f} s, scores "
+          f"{ {t: round(e['score'], 3) for t, e in res['tasks'].items()} }")  # fmt: skip
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
