@@ -313,8 +313,19 @@ class RefineConfig(Scoped):
     """Rewrite documents with a language model behind an OpenAI-compatible server (vLLM, SGLang, ...), the
     way MegaMath-Web-Pro was made. Runs after filtering and MinHash, before decontamination."""
 
+    server: Literal["endpoint", "vllm"] = Field(
+        "endpoint",
+        description="endpoint: a running server at `endpoint`; vllm: each task starts `vllm serve <model>` itself",
+    )
     endpoint: str = Field("http://127.0.0.1:8000", description="server base URL (without /v1); http or https")
-    model: str = Field(description="model name the server serves (its /v1/models lists it)")
+    model: str = Field(
+        description="endpoint: the name the server serves (its /v1/models lists it); vllm: a checkpoint folder"
+    )
+    max_model_len: int = Field(8192, gt=0, description="server: vllm: its --max-model-len")
+    vllm_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="server: vllm: more `vllm serve` flags, e.g. {tensor-parallel-size: 8}",
+    )
     api_key_env: str | None = Field(
         None, description="environment variable holding the API key (the key never goes in the recipe)"
     )

@@ -23,6 +23,7 @@ import json
 import os
 import re
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from datatrove.data import Document
@@ -97,15 +98,23 @@ def judge(original: str, result: dict, guards: RefineGuards, max_tokens: int) ->
 
 
 # -------------------------------------------------------------------------------------- server + runner
+@dataclass
+class RefineInferenceConfig(InferenceConfig):
+    """datatrove's InferenceConfig plus the endpoint's retry policy and where its API key is."""
+
+    retries: int = 5
+    backoff_s: float = 2.0
+    api_key_env: str | None = None
+
+
 class RefineEndpoint(EndpointServer):
     """datatrove's EndpointServer with bounded retries and exponential backoff; gives up with ServerError."""
 
     def __init__(self, config: InferenceConfig, rank: int):
         super().__init__(config, rank)
-        extra = config.model_kwargs or {}
-        self.retries, self.backoff_s = extra.get("retries", 5), extra.get("backoff_s", 2.0)
+        self.retries, self.backoff_s = config.retries, config.backoff_s
         self.timeout_s = config.request_timeout
-        key_env = extra.get("api_key_env")
+        key_env = config.api_key_env
         if self.client is not None:  # https / remote: OpenAI client on <endpoint>/v1, our retries only
             from openai import AsyncOpenAI
 
@@ -155,6 +164,8 @@ class RefineRunner(InferenceRunner):
     name = "✍ Refine (LLM rewrite)"
 
     def _init_server(self, rank: int):
+        if self.config.server_type == "vllm":  # datatrove starts `vllm serve <model>` inside the task
+            return super()._init_server(rank)
         return RefineEndpoint(self.config, rank)
 
     def run(self, data, rank: int = 0, world_size: int = 1):
@@ -221,10 +232,11 @@ def refine_stages(recipe: CorpusRecipe, out: Path, tasks: int, tail: list, tail_
     params = {"max_tokens": gen.max_tokens, "temperature": gen.temperature, "top_p": gen.top_p, **gen.extra}
     if gen.seed is not None:
         params["seed"] = gen.seed
-    config = InferenceConfig(
-        server_type="endpoint",
-        model_name_or_path=cfg.model,
-        endpoint_url=cfg.endpoint,
+    config = RefineInferenceConfig(
+        server_type=cfg.server,
+        model_name_or_path=str(resolve_path(cfg.model)) if cfg.server == "vllm" else cfg.model,
+        endpoint_url=cfg.endpoint if cfg.server == "endpoint" else None,
+        model_max_context=cfg.max_model_len,
         use_chat=cfg.chat,
         default_generation_params=params,
         max_concurrent_generations=cfg.concurrency,
@@ -232,7 +244,11 @@ def refine_stages(recipe: CorpusRecipe, out: Path, tasks: int, tail: list, tail_
         server_ready_max_attempts=cfg.connect_attempts,
         server_ready_delay_sec=cfg.connect_delay_s,
         metric_interval=3600,
-        model_kwargs={"retries": cfg.retries, "backoff_s": cfg.backoff_s, "api_key_env": cfg.api_key_env},
+        model_kwargs=dict(cfg.vllm_args) or None,
+        server_start_timeout_sec=600.0,
+        retries=cfg.retries,
+        backoff_s=cfg.backoff_s,
+        api_key_env=cfg.api_key_env,
     )
     apply_to = tuple(cfg.apply_to) if cfg.apply_to else None
     runner = RefineRunner(
@@ -274,7 +290,7 @@ def fingerprint_part(refine: dict) -> dict:
     return keep
 
 
-_RUN_ONLY = {"endpoint", "api_key_env", "concurrency", "request_timeout_s", "retries", "backoff_s",
+_RUN_ONLY = {"server", "endpoint", "max_model_len", "vllm_args", "api_key_env", "concurrency", "request_timeout_s", "retries", "backoff_s",
              "connect_attempts", "connect_delay_s", "tokenizer"}  # fmt: skip
 
 
@@ -333,7 +349,14 @@ def estimate(recipe: CorpusRecipe, make_reader, sample: int = 200) -> dict:
 
 def dry_run_lines(recipe: CorpusRecipe, make_reader) -> list[str]:
     cfg = recipe.refine
-    lines = [check_server(cfg)]
+    if cfg.server == "vllm":
+        if not resolve_path(cfg.model).is_dir():
+            raise ConfigError(
+                f"refine.model: {cfg.model} is not a checkpoint folder (server: vllm serves it)"
+            )
+        lines = [f"server: each task starts `vllm serve {cfg.model}` (needs vllm and a free port)"]
+    else:
+        lines = [check_server(cfg)]
     est = estimate(recipe, make_reader)
     for name, s in est["sources"].items():
         docs = s["documents"]
