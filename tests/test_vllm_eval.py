@@ -24,7 +24,8 @@ ITEMS = 16
 
 def _eval(out: Path, *overrides: str) -> tuple[dict, list[dict]]:
     cmd = [sys.executable, "-m", "octo", "eval", "run", "configs/eval/smollm2_zeroshot.yaml",
-           "--model", str(smollm2_path()), "--out", str(out), "include=[arith]", f"max_items={ITEMS}", *overrides]  # fmt: skip
+           "--model", str(smollm2_path()), "--out", str(out), "include=[arith]", f"max_items={ITEMS}",
+           "vllm.enforce_eager=true", *overrides]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT), "VLLM_CPU_KVCACHE_SPACE": "1"}
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -33,7 +33,7 @@ class VLLMServer:
         env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
         cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
                "--served-model-name", SERVED_NAME, "--host", "127.0.0.1", "--port", str(self.port),
-               "--max-model-len", str(max_model_len), "--dtype", "float32", "--seed", "0"]  # fmt: skip
+               "--max-model-len", str(max_model_len), "--dtype", "float32", "--seed", "0", "--enforce-eager"]  # fmt: skip
         self._log = open(log_file, "wb")
         self.proc = subprocess.Popen(
             cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True
