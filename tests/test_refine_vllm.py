@@ -136,7 +136,7 @@ def test_resume_after_sigkill_sends_nothing_twice(vllm_server, corpus, tmp_path)
 
 def test_server_gone_is_reported_then_resumed(vllm_server, corpus, tmp_path):
     proxy = Proxy(vllm_server.port)
-    recipe = load_recipe(_recipe(tmp_path, corpus, proxy.url, concurrency=1, retries=1, backoff_s=0.2,
+    recipe = load_recipe(_recipe(tmp_path, corpus, proxy.url, concurrency=1, retries=1, backoff_s=0.2, request_timeout_s=60,
                                  records_per_chunk=1))  # fmt: skip
     out = tmp_path / "out"
 

@@ -116,6 +116,10 @@ class Proxy:
 
     def stop(self) -> None:
         self._running = False
+        try:  # shutdown wakes the thread blocked in accept(); close alone would leave the port listening
+            self._listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self._listener.close()
         with self._lock:
             for s in self._socks:
