@@ -9,7 +9,7 @@ min_tokens = max_tokens on both sides (no early EOS, so both generate the same n
 * ``vllm compile``: ``vllm.LLM`` with its default torch.compile graph (compile time is in its start-up).
 
 For the RL question ("a GRPO loop generating with vLLM, weights pushed every step"), the vLLM rows also time
-one weight push: the HF state dict sent to the engine process and loaded with the model's ``load_weights``
+one weight push: the HF state dict serialised (safetensors), sent to the engine process and loaded with the model's ``load_weights``
 (``LLM.collective_rpc``), which a loop would pay every optimizer step. ``per step`` = generate + push.
 
     .venv-vllm/bin/python benchmarks/vllm_generate.py [--sizes demo smollm2] [--prompts 16] [--group 8]
@@ -80,9 +80,10 @@ def hf_run(path: Path, texts: list[str], group: int, new_tokens: int, compile_: 
     return {"wall_s": wall, "tokens": tokens, "startup_s": warm, "push_s": None}
 
 
-def _push(worker, state: dict) -> int:  # runs in the vLLM engine process
-    model = worker.model_runner.model
-    return len(model.load_weights(state.items()) or ())
+def _push(worker, blob: bytes) -> int:  # runs in the vLLM engine process
+    from safetensors.torch import load
+
+    return len(worker.model_runner.model.load_weights(load(blob).items()) or ())
 
 
 def vllm_run(path: Path, texts: list[str], group: int, new_tokens: int, eager: bool) -> dict:
@@ -100,12 +101,12 @@ def vllm_run(path: Path, texts: list[str], group: int, new_tokens: int, eager: b
     results = llm.generate(texts, params, use_tqdm=False)
     wall = time.time() - start
     tokens = sum(len(o.token_ids) for r in results for o in r.outputs)
-    state = {
-        k: v.detach().clone()
-        for k, v in AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).state_dict().items()
-    }
+    from safetensors.torch import save
+
+    hf = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+    state = {k: v.detach().contiguous() for k, v in hf.state_dict().items() if k != "lm_head.weight"}
     start = time.time()
-    llm.collective_rpc(_push, args=(state,))
+    llm.collective_rpc(_push, args=(save(state),))  # serialise, send to the engine, load: paid every step
     push = time.time() - start
     llm.llm_engine.engine_core.shutdown()
     del llm
