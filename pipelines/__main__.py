@@ -26,9 +26,11 @@ def _build(args) -> int:
         for stage in stages:
             print(f"  {stage.name:<20} {stage.tasks:>3} task(s): {' -> '.join(stage.labels)}")
         return 0
+    from pipelines.refine import RefineServerError
+
     try:
         out = build(recipe, executor=args.executor, wait=not args.no_wait)
-    except CorpusBuildError as exc:
+    except (CorpusBuildError, RefineServerError) as exc:
         print(f"octo corpus build: {exc}", file=sys.stderr)
         return 1
     print(out)

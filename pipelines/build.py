@@ -191,7 +191,7 @@ def plan(recipe: CorpusRecipe, tasks: int = 1) -> list[Stage]:
     from datatrove.utils.hashing import HashConfig
     from datatrove.utils.text import TextNormConfig
 
-    from pipelines import steps
+    from pipelines import refine, steps
 
     out = Path(recipe.output_dir)
     p = {k: str(v) for k, v in layout(out).items()}
@@ -258,6 +258,11 @@ def plan(recipe: CorpusRecipe, tasks: int = 1) -> list[Stage]:
     filter_steps = [s for _, s, _, _ in filters]
 
     def final_tail() -> tuple[list, list[str]]:
+        if recipe.refine is not None:  # the kept tail follows refinement (pipelines/refine.py)
+            return [refine.prerefine_writer(out)], ["write:prerefine"]
+        return kept_tail()
+
+    def kept_tail() -> tuple[list, list[str]]:
         tail, names = [], []
         if decont_config is not None:
             decont = NGramsDecontFilter(str(index_folder), config=decont_config, language=words)
@@ -324,6 +329,9 @@ def plan(recipe: CorpusRecipe, tasks: int = 1) -> list[Stage]:
         tail, tail_names = final_tail()
         stages.append(Stage("filter", [*readers, *filter_steps, *tail], tasks, labels=[*labels, *tail_names]))
 
+    if recipe.refine is not None:
+        stages += refine.refine_stages(recipe, out, tasks, *kept_tail(), stage_cls=Stage)
+
     t = recipe.tokenize
     if t.tokenizer:
         bos, eos = special_tokens(recipe)
@@ -364,7 +372,12 @@ def _file_digest(path: str | None) -> str | None:
 
 def fingerprints(recipe: CorpusRecipe, tasks: int) -> dict[str, str]:
     """What the documents and the token shards depend on: the recipe (minus executor/tokenize), models, tasks."""
+    from pipelines import refine
+
     docs_part = recipe.model_dump(mode="json", exclude={"executor", "tokenize", "output_dir", "description"})
+    refined = docs_part.pop("refine", None)  # absent when unused: fingerprints of older corpora stay valid
+    if refined is not None:
+        docs_part["refine"] = refine.fingerprint_part(refined)
     f = recipe.filters
     models = {
         "math": _file_digest(f.math.model) if f.math else None,
@@ -781,7 +794,13 @@ def dry_run(recipe: CorpusRecipe, executor: str = "local") -> list[Stage]:
     if stand_in.tokenize.tokenizer:
         tokenizer_file(stand_in.tokenize.tokenizer)
         special_tokens(stand_in)
-    return plan(stand_in, tasks)
+    stages = plan(stand_in, tasks)
+    if recipe.refine is not None:  # server check and token estimate
+        from pipelines import refine
+
+        for line in refine.dry_run_lines(recipe, make_reader):
+            log(recipe, line)
+    return stages
 
 
 def build(recipe: CorpusRecipe, executor: str = "local", wait: bool = True) -> Path:

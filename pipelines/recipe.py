@@ -278,6 +278,86 @@ class TokenizeConfig(StrictModel):
     batch_size: int = Field(1000, gt=0)
 
 
+# ------------------------------------------------------------------------------------------- refine
+class RefineGeneration(StrictModel):
+    """Sampling settings sent with every request (OpenAI chat/completions fields)."""
+
+    max_tokens: int = Field(2048, gt=0, description="a reply that reaches it is rejected as truncated")
+    temperature: float = Field(0.0, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    seed: int | None = 0
+    extra: dict[str, Any] = Field(default_factory=dict, description="other request fields, e.g. stop")
+
+
+class RefineGuards(StrictModel):
+    """A rewrite is rejected (kept under dropped/refine/ with the reason) when any guard fires."""
+
+    min_length_ratio: float = Field(
+        0.3, ge=0, le=1, description="reject replies shorter than this fraction of the input (characters)"
+    )
+    refusal_patterns: list[str] = Field(
+        default_factory=lambda: [
+            r"^\W*(i'?m|i am) (sorry|unable|not able)",
+            r"^\W*i (apologi[sz]e|can(no|'?)t (help|assist|comply|provide|do))",
+            r"^\W*(sorry|unfortunately),? (but )?i",
+            r"^\W*as an ai\b",
+        ],
+        description="case-insensitive regexes matched against the start of the reply",
+    )
+    keep_math: bool = Field(
+        True, description="reject replies that keep none of the input's numbers and formulas"
+    )
+
+
+class RefineConfig(Scoped):
+    """Rewrite documents with a language model behind an OpenAI-compatible server (vLLM, SGLang, ...), the
+    way MegaMath-Web-Pro was made. Runs after filtering and MinHash, before decontamination."""
+
+    server: Literal["endpoint", "vllm"] = Field(
+        "endpoint",
+        description="endpoint: a running server at `endpoint`; vllm: each task starts `vllm serve <model>` itself",
+    )
+    endpoint: str = Field("http://127.0.0.1:8000", description="server base URL (without /v1); http or https")
+    model: str = Field(
+        description="endpoint: the name the server serves (its /v1/models lists it); vllm: a checkpoint folder"
+    )
+    max_model_len: int = Field(8192, gt=0, description="server: vllm: its --max-model-len")
+    vllm_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="server: vllm: more `vllm serve` flags, e.g. {tensor-parallel-size: 8}",
+    )
+    api_key_env: str | None = Field(
+        None, description="environment variable holding the API key (the key never goes in the recipe)"
+    )
+    prompt: str = Field("configs/prompts/megamath_web_pro_refine.txt", description="prompt template file")
+    placeholder: str = Field("<EXAMPLE>", description="text in the template replaced by the document")
+    chat: bool = Field(True, description="true: /v1/chat/completions; false: /v1/completions")
+    generation: RefineGeneration = RefineGeneration()
+    guards: RefineGuards = RefineGuards()
+    concurrency: int = Field(8, gt=0, description="requests in flight at once, per task")
+    request_timeout_s: float = Field(600, gt=0)
+    retries: int = Field(5, ge=0, description="retries of a request the server did not answer")
+    backoff_s: float = Field(2.0, gt=0, description="first retry delay; doubled at each retry")
+    connect_attempts: int = Field(30, gt=0, description="polls of /v1/models before a task gives up")
+    connect_delay_s: float = Field(2.0, gt=0)
+    records_per_chunk: int = Field(
+        100, gt=0, description="checkpoint chunk size: a killed task keeps every finished document"
+    )
+    tokenizer: str | None = Field(
+        None,
+        description="HF tokenizer folder for the dry run's token estimate (null: 4 characters per token)",
+    )
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        value = value.rstrip("/")
+        value = value[: -len("/v1")] if value.endswith("/v1") else value
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("endpoint must start with http:// or https://")
+        return value
+
+
 # ----------------------------------------------------------------------------------------- executors
 class LocalExecutorConfig(StrictModel):
     tasks: int = Field(1, gt=0)
@@ -334,6 +414,9 @@ class CorpusRecipe(StrictModel):
     word_tokenizer: Literal["regex", "spacy"] = Field(
         "regex", description="words for MinHash/decont/quality: a regex splitter, or datatrove's spaCy 'en'"
     )
+    refine: RefineConfig | None = Field(
+        None, description="rewrite documents with a served language model (pipelines/refine.py)"
+    )
     executor: ExecutorConfig = ExecutorConfig()
 
     @model_validator(mode="after")
@@ -343,6 +426,7 @@ class CorpusRecipe(StrictModel):
         if dupes:
             raise ValueError(f"source names must be unique (repeated: {dupes})")
         scoped = [self.filters.language, self.filters.math, *self.filters.quality, *self.filters.metadata]
+        scoped.append(self.refine)
         for f in scoped:
             unknown = [n for n in (f.apply_to if f is not None and f.apply_to else []) if n not in names]
             if unknown:

@@ -198,6 +198,12 @@ def collect(recipe, out: Path, stages) -> dict:
     if recipe.minhash is not None:
         result["minhash"] = {**recipe.minhash.model_dump(), "sources": recipe.minhash_sources,
                              "removed": next((r["dropped"] for r in steps if r["step"] == "filter:minhash"), 0)}  # fmt: skip
+    if recipe.refine is not None:
+        from pipelines.refine import report_section
+
+        runner = {step["label"]: step["stats"] for st in stages if st.name == "refine"
+                  for step in merged_stage_stats(stage_dir(out, st), st)}  # fmt: skip
+        result["refine"] = report_section(recipe, steps, runner)
     if recipe.filters.math is not None:
         metrics_file = Path(f"{recipe.filters.math.model}.json")
         if metrics_file.is_file():
@@ -316,6 +322,10 @@ def render_report(stats: dict) -> str:
         parts += ["## MinHash", "", f"{mh['num_buckets']} buckets x {mh['hashes_per_bucket']} hashes, {mh['n_grams']}-grams, "
                   f"number normalisation {'on' if mh['norm_numbers'] else 'off'}; over sources {mh['sources']}; "
                   f"{_n(mh['removed'])} near-duplicates removed.", ""]  # fmt: skip
+    if "refine" in stats:
+        from pipelines.refine import render_section
+
+        parts += render_section(stats["refine"])
     if "decont" in stats:
         d = stats["decont"]
         parts += ["## Decontamination", "", f"{d['n_grams']}-gram matches against the evaluation sets:", ""]

