@@ -19,7 +19,6 @@ is still valid: re-running a documents-only build with a tokenizer set runs only
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -31,10 +30,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from octo.config import ConfigError
-from octo.manifest import PROJECT_ROOT, hash_path, read_manifest, write_manifest
+from octo.manifest import PROJECT_ROOT, read_manifest, write_manifest
 from octo.procs import LOCK_NAME, child_preexec, pool_initializer, run_lock
-from pipelines.recipe import OFFLINE_TYPES, CorpusRecipe, check_exists, resolve_path
-from pipelines.sources import Formatter
+from pipelines.layout import (
+    decont_index_folder,
+    digest,
+    file_digest,
+    layout,
+    special_tokens,
+    stage_dir,
+    tokenizer_file,
+)
+from pipelines.readers import local_or_remote, make_reader
+from pipelines.recipe import CorpusRecipe, check_exists, resolve_path
 
 __all__ = ["build", "dry_run", "plan", "make_reader", "CorpusBuildError", "Stage", "layout"]
 
@@ -53,70 +61,8 @@ class Stage:
     labels: list[str] = field(default_factory=list)  # one per pipeline step, for the report
 
 
-def layout(out: Path) -> dict[str, Path]:
-    work = out / "work"
-    return {
-        "docs": out / "docs",
-        "tokens": out / "tokens",
-        "dropped": out / "dropped",
-        "malformed": out / "malformed",
-        "work": work,
-        "logs": work / "logs",
-        "filtered": work / "filtered",
-        "minhash": work / "minhash",
-        "decont_index": work / "decont_index",
-        "tokens_unmerged": work / "tokens_unmerged",
-        "tokenize_tmp": work / "tokenize_tmp",
-    }
-
-
 def log(recipe: CorpusRecipe, message: str) -> None:
     print(f"[corpus {recipe.name}] {message}", flush=True)
-
-
-# ------------------------------------------------------------------------------------------------ readers
-def _local_or_remote(path: str) -> str:
-    return path if "://" in path else str(resolve_path(path))
-
-
-def make_reader(source, rejects_folder=None, dedup_group: str | None = None):
-    """The datatrove reader of one recipe source, rendering records with the source's template."""
-    from pipelines import steps
-
-    formatter = Formatter(source.resolved_template, source.fields, source.constants)
-    fmt = source.format
-    id_key = getattr(source, "id_key", "id")
-    if source.type in ("jsonl", "parquet"):
-        path = _local_or_remote(source.path)
-        folder, glob = path, source.glob
-        if "://" not in path and Path(path).is_file():
-            folder, glob = str(Path(path).parent), Path(path).name
-        if source.type == "jsonl":
-            reader = steps.SourceJsonlReader(
-                folder, glob_pattern=glob, compression=source.compression, limit=source.limit
-            )
-        else:
-            reader = steps.SourceParquetReader(folder, glob_pattern=glob, limit=source.limit)
-    elif source.type == "hf":
-        options = {"split": source.split, **source.load_options}
-        if source.subset:
-            options["name"] = source.subset
-        reader = steps.SourceHubReader(
-            source.dataset, dataset_options=options, streaming=source.streaming, limit=source.limit
-        )
-    elif source.type in OFFLINE_TYPES:
-        reader = steps.OfflineSourceReader(source.type, source.model_dump(mode="json"), limit=source.limit)
-    else:  # pragma: no cover - the recipe model rejects other types
-        raise ConfigError(f"source {source.name}: unknown type {source.type}")
-    return reader.setup_source(
-        source.name,
-        formatter,
-        fmt,
-        source.keep_fields,
-        id_key,
-        rejects_folder=rejects_folder,
-        dedup_group=dedup_group,
-    )
 
 
 # ------------------------------------------------------------------------------------------------- plan
@@ -124,56 +70,6 @@ def word_tokenizer(recipe: CorpusRecipe):
     from pipelines.steps import RegexWordTokenizer
 
     return RegexWordTokenizer() if recipe.word_tokenizer == "regex" else "en"
-
-
-def tokenizer_file(spec: str) -> Path:
-    """tokenizer.json of a tokenizer folder, checkpoint folder, file, or 'llama3'."""
-    if spec == "llama3":
-        from octo.assets import llama3_tokenizer_path
-
-        return llama3_tokenizer_path() / "tokenizer.json"
-    path = resolve_path(spec)
-    if path.is_dir():
-        path = path / "tokenizer.json"
-    if not path.is_file():
-        raise ConfigError(
-            f"tokenize.tokenizer: {spec} has no tokenizer.json (give an HF tokenizer folder or the file)"
-        )
-    return path
-
-
-def special_tokens(recipe: CorpusRecipe) -> tuple[str | None, str | None]:
-    """Resolve tokenize.bos_token / eos_token; 'auto' reads tokenizer_config.json beside tokenizer.json."""
-    t = recipe.tokenize
-    resolved = []
-    for role, value in (("bos", t.bos_token), ("eos", t.eos_token)):
-        if value != "auto":
-            resolved.append(value)
-            continue
-        config_file = tokenizer_file(t.tokenizer).parent / "tokenizer_config.json"
-        token = None
-        if config_file.is_file():
-            token = json.loads(config_file.read_text()).get(f"{role}_token")
-            token = token.get("content") if isinstance(token, dict) else token
-        if not token:
-            raise ConfigError(
-                f"tokenize.{role}_token=auto: {config_file} names no {role} token; set tokenize.{role}_token "
-                "to the token text, or null for none"
-            )
-        resolved.append(token)
-    return resolved[0], resolved[1]
-
-
-def decont_index_folder(recipe: CorpusRecipe) -> Path:
-    """Where the n-gram index lives: the corpus's own work/ folder, or a shared folder keyed by its inputs."""
-    d = recipe.decont
-    if d.index_dir is None:
-        return layout(Path(recipe.output_dir))["decont_index"]
-    inputs = d.model_dump(mode="json", exclude={"examples", "index_dir"})
-    inputs["files"] = [_file_digest(f.path) for f in d.files]
-    inputs["benchmarks_dir"] = str(resolve_path(d.benchmarks_dir)) if d.benchmarks_dir else None
-    key = _sha({"decont": inputs, "word_tokenizer": recipe.word_tokenizer})
-    return resolve_path(d.index_dir) / f"{d.n_grams}gram-{key}"
 
 
 def plan(recipe: CorpusRecipe, tasks: int = 1) -> list[Stage]:
@@ -359,17 +255,6 @@ def plan(recipe: CorpusRecipe, tasks: int = 1) -> list[Stage]:
 
 
 # ------------------------------------------------------------------------------------------ fingerprints
-def _sha(data) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _file_digest(path: str | None) -> str | None:
-    if not path:
-        return None
-    info = hash_path(resolve_path(path))
-    return info.get("sha256") or info.get("fingerprint")
-
-
 def fingerprints(recipe: CorpusRecipe, tasks: int) -> dict[str, str]:
     """What the documents and the token shards depend on: the recipe (minus executor/tokenize), models, tasks."""
     from pipelines import refine
@@ -380,13 +265,13 @@ def fingerprints(recipe: CorpusRecipe, tasks: int) -> dict[str, str]:
         docs_part["refine"] = refine.fingerprint_part(refined)
     f = recipe.filters
     models = {
-        "math": _file_digest(f.math.model) if f.math else None,
-        "language": _file_digest(f.language.model) if f.language and f.language.model else None,
+        "math": file_digest(f.math.model) if f.math else None,
+        "language": file_digest(f.language.model) if f.language and f.language.model else None,
     }
-    docs = _sha({"recipe": docs_part, "models": models, "tasks": tasks})
+    docs = digest({"recipe": docs_part, "models": models, "tasks": tasks})
     tok = recipe.tokenize
-    tokenizer = _file_digest(str(tokenizer_file(tok.tokenizer))) if tok.tokenizer else None
-    tokens = _sha({"docs": docs, "tokenize": tok.model_dump(mode="json"), "tokenizer": tokenizer})
+    tokenizer = file_digest(str(tokenizer_file(tok.tokenizer))) if tok.tokenizer else None
+    tokens = digest({"docs": docs, "tokenize": tok.model_dump(mode="json"), "tokenizer": tokenizer})
     return {"docs": docs, "tokens": tokens}
 
 
@@ -433,11 +318,6 @@ def prepare_output(recipe: CorpusRecipe, out: Path, prints: dict[str, str]) -> s
 
 
 # -------------------------------------------------------------------------------------------- executors
-def stage_dir(out: Path, stage: Stage) -> Path:
-    # named by stage only: a stage that is skipped (a shared decont index that exists) shifts no other stage
-    return layout(out)["logs"] / stage.name
-
-
 def completed_ranks(logging_dir: Path) -> set[int]:
     folder = logging_dir / "completions"
     return {int(p.name) for p in folder.iterdir() if p.name.isdigit()} if folder.is_dir() else set()
@@ -851,7 +731,7 @@ def _build(recipe: CorpusRecipe, executor: str, wait: bool, out: Path, started: 
     counts = finalize(
         recipe, out, stages, executor=executor, stage_seconds=seconds, wall_s=time.time() - started
     )
-    inputs = {s.name: _local_or_remote(s.path) for s in recipe.sources if s.type in ("jsonl", "parquet")}
+    inputs = {s.name: local_or_remote(s.path) for s in recipe.sources if s.type in ("jsonl", "parquet")}
     if recipe.tokenize.tokenizer:
         inputs["tokenizer"] = str(tokenizer_file(recipe.tokenize.tokenizer))
     write_manifest(out, stage="corpus", config=recipe, inputs=inputs, counts=counts, started=started,

@@ -20,6 +20,7 @@ from pydantic import Field, model_validator
 from octo.config import StrictModel, load_config
 from octo.errors import ConfigError, StageError
 from octo.procs import child_preexec
+from pipelines.readers import make_reader
 from pipelines.recipe import Source
 
 __all__ = ["ClassifierConfig", "train_classifier", "load_classifier_config"]
@@ -78,7 +79,6 @@ def _normalise(text: str, mode: str) -> str:
 
 
 def _texts(sources) -> list[str]:
-    from pipelines.build import make_reader
 
     texts = []
     for source in sources:

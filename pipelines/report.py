@@ -12,6 +12,8 @@ import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from pipelines.layout import decont_index_folder, layout, special_tokens, stage_dir, tokenizer_file
+
 __all__ = ["finalize", "merged_stage_stats", "total"]
 
 MAX_MALFORMED_EXAMPLES = 50
@@ -102,7 +104,6 @@ def _step_row(stage: str, step: dict) -> dict:
 
 
 def collect(recipe, out: Path, stages) -> dict:
-    from pipelines.build import layout, stage_dir
 
     paths = layout(out)
     sources = {s.name: Counter() for s in recipe.sources}
@@ -174,8 +175,6 @@ def collect(recipe, out: Path, stages) -> dict:
         },
     }
     if recipe.decont is not None:
-        from pipelines.build import decont_index_folder
-
         index_stats = decont_index_folder(recipe) / "index_stats.json"
         decont_index = json.loads(index_stats.read_text()) if index_stats.is_file() else {}
         decont_step = next((r for r in steps if r["step"] == "filter:decont"), {})
@@ -211,8 +210,6 @@ def collect(recipe, out: Path, stages) -> dict:
             result["math_classifier"] = {"model": recipe.filters.math.model, "threshold": recipe.filters.math.threshold,
                                          "held_out": metrics.get("held_out"), "documents": metrics.get("documents")}  # fmt: skip
     if recipe.tokenize.tokenizer:
-        from pipelines.build import special_tokens, tokenizer_file
-
         bos, eos = special_tokens(recipe)
         shards = sorted(p.name for p in paths["tokens"].glob("*.ds"))
         result["tokens"] = {
