@@ -529,6 +529,7 @@ def arm_colors(arms: list[str], baseline: str | None) -> dict[str, str]:
 
 # ------------------------------------------------------------------------------------------------- plots
 def make_plots(study: Path, rows: list[dict], curves: dict, options: ReadinessOptions) -> list[Path]:
+    """The study's plots under ``plots/``: RL curves, pass@k, mid-training loss; one colour per arm in all."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -538,52 +539,65 @@ def make_plots(study: Path, rows: list[dict], curves: dict, options: ReadinessOp
     folder.mkdir(exist_ok=True)
     arms = [row["arm"] for row in rows]
     colors = arm_colors(arms, options.baseline)
-    written = []
-
-    def save(fig, name):
-        path = folder / name
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path)
-
-    base_task = options.plot_task or next(iter(sorted(curves["base_scores"], key=_natural)), None)
+    figures = []
     if curves["rl"]:
-        for key, label, name, dashed in (
-            ("accuracy", "accuracy (training: rolling mean)", "rl_accuracy.png", True),
-            ("correct_len_mean", "correct-response length (tokens)", "rl_correct_length.png", False),
-            ("response_len_mean", "mean response length (tokens)", "rl_length.png", False),
-        ):
-            fig, ax = plt.subplots(figsize=(8, 4.5))
-            drawn = False
-            for arm in arms:
-                rl_rows = curves["rl"].get(arm)
-                if not rl_rows:
-                    continue
-                if not draw_arm(
-                    ax, rl_rows, key, color=colors[arm], arm=arm, window=options.window, with_validation=True
-                ):
-                    continue
-                drawn = True
-                if dashed and base_task and arm in curves["base_scores"].get(base_task, {}):
-                    ax.axhline(
-                        curves["base_scores"][base_task][arm], color=colors[arm], linestyle="--", linewidth=1
-                    )
-            if not drawn:
-                plt.close(fig)
+        figures += _rl_figures(plt, arms, curves, colors, options)
+    figures += _passk_figures(plt, arms, curves["passk"], colors)
+    if curves["midtrain"]:
+        figures.append((_midtrain_figure(plt, curves["midtrain"], colors), "midtrain_loss.png"))
+    written = []
+    for fig, name in figures:
+        fig.tight_layout()
+        fig.savefig(folder / name, dpi=110)
+        plt.close(fig)
+        written.append(folder / name)
+    return written
+
+
+RL_PLOTS = (  # metric, axis label, file, whether the few-shot base score is drawn as a dashed line
+    ("accuracy", "accuracy (training: rolling mean)", "rl_accuracy.png", True),
+    ("correct_len_mean", "correct-response length (tokens)", "rl_correct_length.png", False),
+    ("response_len_mean", "mean response length (tokens)", "rl_length.png", False),
+)
+
+
+def _rl_figures(plt, arms: list[str], curves: dict, colors: dict, options: ReadinessOptions) -> list:
+    base_task = options.plot_task or next(iter(sorted(curves["base_scores"], key=_natural)), None)
+    figures = []
+    for key, label, name, dashed in RL_PLOTS:
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        drawn = False
+        for arm in arms:
+            rl_rows = curves["rl"].get(arm)
+            if not rl_rows or not draw_arm(
+                ax, rl_rows, key, color=colors[arm], arm=arm, window=options.window, with_validation=True
+            ):
                 continue
-            ax.set_xlabel("RL step")
-            ax.set_ylabel(label)
-            title = label
-            if dashed:
-                title += "\n(markers: validation accuracy and sparse curves" + (
-                    f"; dashed: few-shot base score on {base_task})" if base_task else ")"
+            drawn = True
+            if dashed and base_task and arm in curves["base_scores"].get(base_task, {}):
+                ax.axhline(
+                    curves["base_scores"][base_task][arm], color=colors[arm], linestyle="--", linewidth=1
                 )
-            ax.set_title(title)
-            ax.legend(fontsize=8)
-            ax.grid(alpha=0.3)
-            save(fig, name)
-    for task, per_arm in sorted(curves["passk"].items()):
+        if not drawn:
+            plt.close(fig)
+            continue
+        ax.set_xlabel("RL step")
+        ax.set_ylabel(label)
+        title = label
+        if dashed:
+            title += "\n(markers: validation accuracy and sparse curves" + (
+                f"; dashed: few-shot base score on {base_task})" if base_task else ")"
+            )
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        figures.append((fig, name))
+    return figures
+
+
+def _passk_figures(plt, arms: list[str], passk: dict, colors: dict) -> list:
+    figures = []
+    for task, per_arm in sorted(passk.items()):
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for arm in arms:
             for when, style in (("pre", "--"), ("post", "-")):
@@ -598,35 +612,33 @@ def make_plots(study: Path, rows: list[dict], curves: dict, options: ReadinessOp
         ax.set_title(f"pass@k on {task} (dashed: before RL, solid: after RL)")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-        save(fig, f"passk_{task.replace('/', '_')}.png")
-    if curves["midtrain"]:
-        fig, (loss_ax, lr_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
-        for arm, mid_rows in curves["midtrain"].items():
-            x_key = "tokens" if any("tokens" in r for r in mid_rows) else "step"
-            scale, x_label = (1e6, "tokens (millions)") if x_key == "tokens" else (1, "step")
-            for ax, key in ((loss_ax, "loss"), (lr_ax, "lr")):
-                points = [
-                    (r[x_key] / scale, r[key])
-                    for r in mid_rows
-                    if _is_number(r.get(key)) and _is_number(r.get(x_key))
-                ]
-                if points:
-                    ax.plot(
-                        *zip(*points),
-                        color=colors.get(arm, "gray"),
-                        label=arm,
-                        marker="." if len(points) == 1 else None,
-                    )
-                ax.set_xlabel(x_label)
-        loss_ax.set_ylabel("training loss")
-        loss_ax.set_title("mid-training loss")
-        lr_ax.set_ylabel("learning rate")
-        lr_ax.set_title("mid-training learning rate")
-        for ax in (loss_ax, lr_ax):
-            ax.legend(fontsize=8)
-            ax.grid(alpha=0.3)
-        save(fig, "midtrain_loss.png")
-    return written
+        figures.append((fig, f"passk_{task.replace('/', '_')}.png"))
+    return figures
+
+
+def _midtrain_figure(plt, midtrain: dict, colors: dict):
+    fig, (loss_ax, lr_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for arm, mid_rows in midtrain.items():
+        x_key = "tokens" if any("tokens" in r for r in mid_rows) else "step"
+        scale, x_label = (1e6, "tokens (millions)") if x_key == "tokens" else (1, "step")
+        for ax, key in ((loss_ax, "loss"), (lr_ax, "lr")):
+            points = [
+                (r[x_key] / scale, r[key])
+                for r in mid_rows
+                if _is_number(r.get(key)) and _is_number(r.get(x_key))
+            ]
+            if points:
+                ax.plot(*zip(*points), color=colors.get(arm, "gray"), label=arm,
+                        marker="." if len(points) == 1 else None)  # fmt: skip
+            ax.set_xlabel(x_label)
+    loss_ax.set_ylabel("training loss")
+    loss_ax.set_title("mid-training loss")
+    lr_ax.set_ylabel("learning rate")
+    lr_ax.set_title("mid-training learning rate")
+    for ax in (loss_ax, lr_ax):
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    return fig
 
 
 # ------------------------------------------------------------------------------------------------- entry

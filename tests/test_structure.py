@@ -18,7 +18,6 @@ KNOWN_LONG = {
     "eval/runner.py:run_task": 141,
     "pipelines/report.py:collect": 120,
     "pipelines/report.py:render_report": 112,
-    "eval/readiness.py:make_plots": 99,
 }
 
 
