@@ -22,7 +22,13 @@ def _open(path: Path, mode: str):
 
 
 def read_jsonl(path: str | Path, *, torn_tail: bool = False) -> Iterator[dict[str, Any]]:
-    """Yield one dict per non-empty line; a bad line raises ValueError naming ``path:line``.
+    """Yield one dict per non-empty line (see ``numbered_rows``)."""
+    for _, row in numbered_rows(path, torn_tail=torn_tail):
+        yield row
+
+
+def numbered_rows(path: str | Path, *, torn_tail: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, dict) per non-empty line; a bad line raises InputError naming ``path:line``.
 
     ``torn_tail=True`` is for files this project appends to while it runs (metrics, samples): a last line cut
     short by a kill (no newline at its end, not valid JSON) is skipped. Any other bad line is still an error,
@@ -43,7 +49,7 @@ def read_jsonl(path: str | Path, *, torn_tail: bool = False) -> Iterator[dict[st
                 raise InputError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
             if not isinstance(row, dict):
                 raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            yield row
+            yield lineno, row
 
 
 def drop_torn_tail(path: str | Path) -> bool:

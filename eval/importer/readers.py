@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from octo.errors import InputError
+from octo.jsonl import numbered_rows
 
 FORMATS = ("auto", "wandb_csv", "wandb_history", "verl", "verl_console", "trl")
 COMPANIONS = ("__MIN", "__MAX")
@@ -161,18 +162,8 @@ def read_wandb_csv(path: Path, skips: Skips, step_column: str | None = None) -> 
 # ------------------------------------------------------------------------------------------- row-per-step
 def read_history_jsonl(path: Path, run: str, skips: Skips, step_key: str | None) -> Iterator[Record]:
     keys = ((step_key,) if step_key else ()) + STEP_KEYS
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path.name}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            yield from _row_record(row, run, keys, where, skips)
+    for lineno, row in numbered_rows(path):
+        yield from _row_record(row, run, keys, f"{path.name}:{lineno}", skips)
 
 
 def _row_record(row: dict, run: str, keys, where: str, skips: Skips) -> Iterator[Record]:
@@ -208,26 +199,20 @@ def read_history_csv(path: Path, run: str, skips: Skips, step_key: str | None) -
 
 
 def read_verl_jsonl(path: Path, run: str, skips: Skips) -> Iterator[Record]:
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path.name}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict) or not isinstance(row.get("data"), dict):
-                raise InputError(
-                    f"{path}:{lineno}: expected veRL's file-logger line {{'step': N, 'data': {{...}}}}"
-                )
-            step, reason = number(row.get("step"))
-            if reason:
-                skips.add(run, f"row without a step ({reason}): its cells", where, len(row["data"]))
-                continue
-            values = _values(row["data"].items(), run, where, skips, drop=set())
-            if values:
-                yield Record(run, step, values, where)
+    """veRL's ``file`` logger: one ``{"step": N, "data": {...}}`` line per step."""
+    for lineno, row in numbered_rows(path):
+        where = f"{path.name}:{lineno}"
+        if not isinstance(row.get("data"), dict):
+            raise InputError(
+                f"{path}:{lineno}: expected veRL's file-logger line {{'step': N, 'data': {{...}}}}"
+            )
+        step, reason = number(row.get("step"))
+        if reason:
+            skips.add(run, f"row without a step ({reason}): its cells", where, len(row["data"]))
+            continue
+        values = _values(row["data"].items(), run, where, skips, drop=set())
+        if values:
+            yield Record(run, step, values, where)
 
 
 def read_verl_console(path: Path, run: str, skips: Skips) -> Iterator[Record]:
