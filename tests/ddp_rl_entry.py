@@ -4,7 +4,9 @@ Sampling draws from one RNG stream per process, so 1 and 2 processes would sampl
 and their loss curves could not be compared. Here each completion is sampled on its own, seeded by
 (optimizer step, its row in the global rollout batch): the same rows get the same completions whatever the
 number of processes, while TRL's sharding, reward gathering, group advantages, loss and gradient
-all-reduce run unchanged. A test-only device: ``rl.run`` itself samples as usual.
+all-reduce run unchanged. A test-only device: ``rl.run`` itself samples as usual. The project's rollout
+engine (``octo.generation``, one prefill per prompt group) is switched off here so that TRL's ``generate``
+path, which this seeding wraps, makes every rollout.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 from transformers import GenerationMixin, TrainerCallback
 
 from rl import load, run
+from rl.trainer import OctoGRPOTrainer
 
 STEP = {"global": 0}
 
@@ -55,4 +58,5 @@ def seeded_generate(original):
 
 if __name__ == "__main__":
     GenerationMixin.generate = seeded_generate(GenerationMixin.generate)
+    OctoGRPOTrainer._engine_applies = lambda self, *args, **kwargs: False
     print(run(load(sys.argv[1], sys.argv[2:]), callbacks=[TrackStep()]))
