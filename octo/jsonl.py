@@ -21,6 +21,15 @@ def _open(path: Path, mode: str):
     return path.open(mode, encoding="utf-8")
 
 
+def read_json(path: str | Path) -> Any:
+    """A whole JSON file; invalid JSON raises InputError naming ``path:line``."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+
+
 def read_jsonl(path: str | Path, *, torn_tail: bool = False) -> Iterator[dict[str, Any]]:
     """Yield one dict per non-empty line (see ``numbered_rows``)."""
     for _, row in numbered_rows(path, torn_tail=torn_tail):

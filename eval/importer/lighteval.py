@@ -9,10 +9,10 @@ scores before RL only and zero-shot scores before and after.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from octo.errors import InputError
+from octo.jsonl import read_json
 
 
 def _task_parts(key: str) -> tuple[str, int] | None:
@@ -35,10 +35,7 @@ def _items(summary: dict) -> int | None:
 
 def convert(path: Path, prefer: list[str], suite: str) -> tuple[str, dict]:
     """(suite name, results in the eval runner's format) of one lighteval results file."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    data = read_json(path)
     results = data.get("results") if isinstance(data, dict) else None
     if not isinstance(results, dict):
         raise InputError(f"{path}: no 'results' object (expected a lighteval results JSON)")

@@ -16,7 +16,6 @@ Formats (what each tool writes; read, never executed):
 from __future__ import annotations
 
 import csv
-import json
 import math
 import re
 from collections import Counter
@@ -25,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from octo.errors import InputError
-from octo.jsonl import numbered_rows
+from octo.jsonl import numbered_rows, read_json
 
 FORMATS = ("auto", "wandb_csv", "wandb_history", "verl", "verl_console", "trl")
 COMPANIONS = ("__MIN", "__MAX")
@@ -236,10 +235,7 @@ def read_verl_console(path: Path, run: str, skips: Skips) -> Iterator[Record]:
 
 
 def read_trainer_state(path: Path, run: str, skips: Skips) -> Iterator[Record]:
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    state = read_json(path)
     history = state.get("log_history") if isinstance(state, dict) else None
     if not isinstance(history, list):
         raise InputError(f"{path}: no 'log_history' list (expected a transformers/TRL trainer_state.json)")
