@@ -96,7 +96,7 @@ def test_two_processes_match_one(tmp_path, tiny_model, corpora):
 def test_two_processes_killed_with_sigkill_resume(tmp_path, tiny_model, corpora):
     """SIGKILL the launcher of a 2-process run after its first checkpoint; a relaunch ends where an
     uninterrupted 2-process run ends (bit for bit), and no worker outlives the test."""
-    changes = {"data.stages.main.tokens": 128 * 40, "train.checkpoint_every": 10, "train.log_every": 10}
+    changes = {"data.stages.main.tokens": 128 * 80, "train.checkpoint_every": 10, "train.log_every": 10}
     ref_cfg = _config(tmp_path, "ref", tiny_model, corpora, **changes)
     run(torchrun(2, "midtrain", "run", str(ref_cfg)))
 
@@ -112,15 +112,15 @@ def test_two_processes_killed_with_sigkill_resume(tmp_path, tiny_model, corpora)
         workers = descendants(proc.pid)
         os.kill(proc.pid, signal.SIGKILL)  # the launcher only, as a crash would
         proc.wait()
-        time.sleep(0.5)
-        # torchrun's workers run in sessions of their own and outlive a SIGKILLed launcher; kill them
-        # as a scheduler (Slurm: the job's cgroup) would, before anything is resumed
+        # torchrun's workers run in sessions of their own and outlive a SIGKILLed launcher; kill them at once
+        # (before they train to the end), as a scheduler (Slurm: the job's cgroup) would, before resuming
         print(f"workers alive after the launcher was killed: {len(alive(workers))} of {len(workers)}")
+        kill_tree(proc.pid, also=workers)
     finally:
         kill_tree(proc.pid, also=workers)
     assert workers and not alive(workers)
     done = list_checkpoints(tmp_path / "cut")
-    assert done and read_state(done[-1])["step"] < 40 and not (tmp_path / "cut" / "final").exists()
+    assert done and read_state(done[-1])["step"] < 80 and not (tmp_path / "cut" / "final").exists()
 
     run(torchrun(2, "midtrain", "run", str(cfg)))
     a, b = _weights(tmp_path / "ref" / "final"), _weights(tmp_path / "cut" / "final")

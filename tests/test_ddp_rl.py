@@ -102,10 +102,10 @@ def test_two_processes_killed_with_sigkill_resume(qa_model, problem_files, tmp_p
         workers = descendants(proc.pid)
         os.kill(proc.pid, signal.SIGKILL)  # the launcher only, as a crash would
         proc.wait()
-        time.sleep(0.5)
-        # torchrun's workers run in sessions of their own and outlive a SIGKILLed launcher; kill them
-        # as a scheduler (Slurm: the job's cgroup) would, before anything is resumed
+        # torchrun's workers run in sessions of their own and outlive a SIGKILLed launcher; kill them at once
+        # (before they train to the end), as a scheduler (Slurm: the job's cgroup) would, before resuming
         print(f"workers alive after the launcher was killed: {len(alive(workers))} of {len(workers)}")
+        kill_tree(proc.pid, also=workers)
     finally:
         kill_tree(proc.pid, also=workers)
     assert workers and not alive(workers)
