@@ -27,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+import unicodedata
 from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -190,6 +191,8 @@ def _last_number(text: str) -> str | None:
 
 # ------------------------------------------------------------------------------------------- answers
 def _normalise(answer: str) -> str:
+    # invisible control and format characters (NUL, ANSI escapes' ESC, bidi marks) are no part of an answer
+    answer = "".join(c for c in answer if unicodedata.category(c) not in ("Cc", "Cf") or c in "\n\t")
     answer = answer.strip().strip("$").strip()
     answer = re.sub(r"\\(?:text|mathrm|textbf)\{([^{}]*)\}", r"\1", answer)
     answer = answer.replace("\\!", "").replace("\\,", "").replace(" ", "").rstrip(".")
