@@ -77,3 +77,25 @@ def kill_tree(pid: int, also=(), wait: float = 10.0) -> set[int]:
     while alive(targets) and time.time() < deadline:
         time.sleep(0.05)
     return targets
+
+
+def crash_launcher_when(proc: subprocess.Popen, ready, timeout: float, poll: float = 0.02) -> set[int]:
+    """Wait until ``ready()`` (or the run ends, or ``timeout``), SIGKILL the launcher only, as a crash would,
+    and return its workers after killing them too. torchrun's workers run in sessions of their own and outlive
+    a SIGKILLed launcher; they are killed at once (before they train to the end), as a scheduler (Slurm: the
+    job's cgroup) would, before anything resumes."""
+    import signal
+    import time
+
+    workers: set[int] = set()
+    try:
+        deadline = time.time() + timeout
+        while not ready() and proc.poll() is None and time.time() < deadline:
+            time.sleep(poll)
+        workers = descendants(proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        print(f"workers alive after the launcher was killed: {len(alive(workers))} of {len(workers)}")
+    finally:
+        kill_tree(proc.pid, also=workers)
+    return workers

@@ -8,15 +8,12 @@ sequences, so the curves agree to float rounding (summation order differs): we a
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from ddp_helpers import ROOT, alive, descendants, env, kill_tree, run, torchrun
+from ddp_helpers import ROOT, alive, crash_launcher_when, env, run, torchrun
 from midtrain_helpers import build_corpora, tiny_config, write_config
 from transformers import AutoModelForCausalLM
 
@@ -104,20 +101,9 @@ def test_two_processes_killed_with_sigkill_resume(tmp_path, tiny_model, corpora)
     cmd = torchrun(2, "midtrain", "run", str(cfg))
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)  # fmt: skip
-    workers: set[int] = set()
-    try:
-        deadline = time.time() + 120
-        while not list_checkpoints(tmp_path / "cut") and time.time() < deadline and proc.poll() is None:
-            time.sleep(0.02)
-        workers = descendants(proc.pid)
-        os.kill(proc.pid, signal.SIGKILL)  # the launcher only, as a crash would
-        proc.wait()
-        # torchrun's workers run in sessions of their own and outlive a SIGKILLed launcher; kill them at once
-        # (before they train to the end), as a scheduler (Slurm: the job's cgroup) would, before resuming
-        print(f"workers alive after the launcher was killed: {len(alive(workers))} of {len(workers)}")
-        kill_tree(proc.pid, also=workers)
-    finally:
-        kill_tree(proc.pid, also=workers)
+    workers = crash_launcher_when(
+        proc, lambda: bool(list_checkpoints(tmp_path / "cut")), timeout=120, poll=0.02
+    )
     assert workers and not alive(workers)
     done = list_checkpoints(tmp_path / "cut")
     assert done and read_state(done[-1])["step"] < 80 and not (tmp_path / "cut" / "final").exists()

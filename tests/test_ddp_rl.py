@@ -9,15 +9,12 @@ rounding: 1e-4 absolute on the per-step loss, 1e-3 relative on the weights' chan
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from ddp_helpers import ROOT, alive, descendants, env, kill_tree, run
+from ddp_helpers import ROOT, alive, crash_launcher_when, env, run
 from test_rl_run import _config, problem_files, qa_model  # noqa: F401  (fixtures)
 from transformers import AutoModelForCausalLM
 
@@ -94,20 +91,7 @@ def test_two_processes_killed_with_sigkill_resume(qa_model, problem_files, tmp_p
     proc = subprocess.Popen(_torchrun(2, recipe), cwd=ROOT, env=env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)  # fmt: skip
     target = out / "checkpoints" / "checkpoint-2" / "trainer_state.json"
-    workers: set[int] = set()
-    try:
-        deadline = time.time() + 240
-        while not target.exists() and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.05)
-        workers = descendants(proc.pid)
-        os.kill(proc.pid, signal.SIGKILL)  # the launcher only, as a crash would
-        proc.wait()
-        # torchrun's workers run in sessions of their own and outlive a SIGKILLed launcher; kill them at once
-        # (before they train to the end), as a scheduler (Slurm: the job's cgroup) would, before resuming
-        print(f"workers alive after the launcher was killed: {len(alive(workers))} of {len(workers)}")
-        kill_tree(proc.pid, also=workers)
-    finally:
-        kill_tree(proc.pid, also=workers)
+    workers = crash_launcher_when(proc, target.exists, timeout=240, poll=0.05)
     assert workers and not alive(workers)
     assert target.exists() and not (out / "final").exists(), (
         "the run was not cut between checkpoint 2 and the end"
