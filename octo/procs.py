@@ -157,7 +157,11 @@ def run_processes(lock: dict) -> list:
     found = {}
     pid, start = lock.get("pid"), lock.get("started")
     if isinstance(pid, int) and start is not None and _start_time(pid) == start and pid != os.getpid():
-        found[pid] = psutil.Process(pid)
+        try:  # a zombie (killed, not yet reaped: e.g. an orphan where PID 1 does not reap) writes nothing
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                found[pid] = psutil.Process(pid)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            pass
     token = lock.get("token")
     if token:
         for proc in psutil.process_iter():
@@ -166,7 +170,7 @@ def run_processes(lock: dict) -> list:
             try:
                 if (
                     token in proc.environ().get(TOKENS_ENV, "").split(os.pathsep)
-                    and proc.status() != "zombie"
+                    and proc.status() != psutil.STATUS_ZOMBIE
                 ):
                     found[proc.pid] = proc
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):

@@ -153,3 +153,22 @@ def test_torn_last_line_is_tolerated_only_where_asked_and_only_at_the_end(tmp_pa
     assert not drop_torn_tail(path) and not drop_torn_tail(tmp_path / "missing.jsonl")
     path.write_text(json.dumps({"a": "x" * 200_000})[:-3])  # one long torn line and nothing before it
     assert drop_torn_tail(path) and path.read_bytes() == b""
+
+
+def test_a_killed_but_unreaped_lock_holder_does_not_block_the_folder(tmp_path):
+    """An orphaned worker killed by SIGKILL stays a zombie where PID 1 does not reap (CI containers): its
+    start time still reads, but it can write nothing, so it must not hold the folder."""
+    out = tmp_path / "out"
+    proc = _start(tmp_path, "")
+    _wait_ready(proc, out, children=0)
+    proc.kill()
+    deadline = time.time() + 10
+    while psutil.Process(proc.pid).status() != psutil.STATUS_ZOMBIE and time.time() < deadline:
+        time.sleep(0.02)
+    assert psutil.Process(proc.pid).status() == psutil.STATUS_ZOMBIE  # not reaped: we have not waited
+    try:
+        assert read_lock(out)["pid"] == proc.pid
+        with run_lock(out):
+            assert read_lock(out)["pid"] == os.getpid()
+    finally:
+        proc.wait()
