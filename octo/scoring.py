@@ -10,10 +10,12 @@ Model output is untrusted text. Nothing here executes it. A completion of any le
 * the lenient fallback (the last number) searches from the end of the text.
 
 Answers are compared as normalised strings, then as plain numbers, then with math-verify. math-verify runs
-in a separate worker process with its own (SIGALRM) timeouts switched off; the caller waits at most
-``VERIFY_DEADLINE_S`` and kills the worker past it. So the verdict does not depend on the calling thread
-(SIGALRM only works on the main thread) and a power tower or a huge factorial costs at most the deadline.
-A timeout or any exception is a wrong answer, never a crash.
+in a separate worker process with its own (SIGALRM) timeouts switched off; the caller kills the worker once
+the check has used ``VERIFY_CPU_S`` of the worker's CPU time (or ``VERIFY_WALL_S`` of wall-clock time, a cap
+for a starved machine). So the verdict depends neither on the calling thread (SIGALRM only works on the main
+thread) nor on how busy the machine is, and a power tower or a huge factorial costs at most the deadline. A
+worker parses and verifies a sample before it reports ready, so no check pays math-verify's first-call
+warm-up. A timeout or any exception is a wrong answer, never a crash.
 """
 
 from __future__ import annotations
@@ -38,13 +40,16 @@ MAX_BOX_CHARS = 1_600  # a box counts when its braces balance within this many c
 MAX_ANSWER_CHARS = 400  # a boxed answer longer than this is not a math answer; it is scored wrong
 MAX_PERIOD = 2_048  # longest repeated chunk the repetition flag looks for
 REPEAT_CHUNK, REPEAT_TIMES = 5, 5  # a 5+ character chunk repeated 5+ times in a row counts as repetition
-VERIFY_DEADLINE_S = 1.0  # wall-clock limit of one math-verify check (the worker is killed past it)
+VERIFY_CPU_S = 1.0  # CPU-time limit of one math-verify check (the worker is killed past it)
+VERIFY_WALL_S = 5.0  # wall-clock cap of one check, for a machine so busy that the worker gets little CPU
 WORKER_START_S = 60.0  # how long the first check waits for the worker to import math-verify
 BOXED_FIRST_CHARS = 20  # the answer is "boxed first" when fewer characters precede the first box
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _NUMBER_RE = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 _NUMBER_CHARS = frozenset("0123456789,.-")
 _DECIMAL_RE = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_CPU_POLL_S = 0.01
 _HASH_BASE, _HASH_MIX = np.uint64(1_000_003), np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -229,12 +234,28 @@ class _Worker:
         )  # fmt: skip
         self.ready = False
 
-    def read_line(self, deadline: float) -> bytes | None:
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU time the worker has used (Linux /proc; None elsewhere)."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+    def read_line(self, deadline: float, cpu_limit: float | None = None) -> bytes | None:
+        """A line from the worker, or None past the wall-clock ``deadline`` or after ``cpu_limit`` more
+        seconds of the worker's CPU time (polled every few milliseconds)."""
         out, buf = self.proc.stdout, b""
+        cpu_start = self.cpu_seconds() if cpu_limit is not None else None
         while not buf.endswith(b"\n"):
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([out], [], [], left)[0]:
+            if left <= 0:
                 return None
+            if not select.select([out], [], [], min(left, _CPU_POLL_S) if cpu_start is not None else left)[0]:
+                used = self.cpu_seconds()
+                if cpu_start is not None and used is not None and used - cpu_start > cpu_limit:
+                    return None
+                continue
             chunk = os.read(out.fileno(), 65536)
             if not chunk:
                 return None
@@ -287,7 +308,7 @@ class _Checker:
             if self.spare is None:
                 self.spare = _Worker()
             self.active.proc.stdin.write(json.dumps([pred, ref]).encode() + b"\n")
-            line = self.active.read_line(time.monotonic() + VERIFY_DEADLINE_S)
+            line = self.active.read_line(time.monotonic() + VERIFY_WALL_S, cpu_limit=VERIFY_CPU_S)
             if line is None:  # past the deadline (or the worker died): a wrong answer
                 self._replace()
                 return False
@@ -298,6 +319,8 @@ def _serve() -> None:
     """The worker's loop: one JSON [pred, gold] per line in, "1" or "0" per line out (EOF ends it)."""
     from math_verify import parse, verify
 
+    # math-verify's first parse builds its grammars: pay that here, before "ready", not inside a check's deadline
+    verify(parse("$\\frac{1}{2}$", parsing_timeout=0), parse("$0.5$", parsing_timeout=0), timeout_seconds=0)
     sys.stdout.buffer.write(b"ready\n")
     sys.stdout.buffer.flush()
     for line in sys.stdin.buffer:

@@ -1,9 +1,21 @@
+import json
+import os
+import signal
 import threading
 import time
 
 import pytest
 
-from octo.scoring import MAX_ANSWER_CHARS, answers_match, boxed_contents, is_repetitive, score
+from octo import scoring
+from octo.scoring import (
+    MAX_ANSWER_CHARS,
+    VERIFY_CPU_S,
+    VERIFY_WALL_S,
+    answers_match,
+    boxed_contents,
+    is_repetitive,
+    score,
+)
 
 
 @pytest.mark.parametrize(
@@ -166,12 +178,33 @@ def test_long_runs_of_long_chunks():
         "a" * 30 + "!" + "1" * 30,
     ],
 )
-def test_worst_case_answers_cost_at_most_two_seconds(answer):
+def test_worst_case_answers_are_bounded(answer):
+    """At most VERIFY_CPU_S of the checker's CPU time (load-independent), and the wall-clock cap."""
     text = f"The answer is \\boxed{{{answer}}}."
     start = time.perf_counter()
     v = score(text, "7")
-    assert time.perf_counter() - start <= 2.0
+    assert time.perf_counter() - start <= VERIFY_WALL_S + 1.0
     assert not v.correct
+
+
+def test_a_check_is_timed_by_the_workers_cpu_not_by_the_wall_clock():
+    """A worker that gets no CPU (stopped, as on a starved machine) is not judged by the CPU deadline; one
+    that burns CPU is killed after VERIFY_CPU_S of it, whatever the wall clock says."""
+    worker = scoring._Worker()
+    try:
+        assert worker.wait_ready()
+        os.kill(worker.proc.pid, signal.SIGSTOP)
+        worker.proc.stdin.write(json.dumps([r"\frac{1}{2}", "0.5"]).encode() + b"\n")
+        start = time.monotonic()
+        threading.Timer(1.5, os.kill, (worker.proc.pid, signal.SIGCONT)).start()  # 1.5 s without CPU
+        assert worker.read_line(start + 10, cpu_limit=VERIFY_CPU_S) == b"1\n"
+        assert time.monotonic() - start >= 1.5
+        worker.proc.stdin.write(json.dumps([r"9^{9^{9^{9^{9}}}}", "3"]).encode() + b"\n")
+        cpu_before, start = worker.cpu_seconds(), time.monotonic()
+        assert worker.read_line(start + 10, cpu_limit=VERIFY_CPU_S) is None
+        assert worker.cpu_seconds() - cpu_before >= VERIFY_CPU_S
+    finally:
+        worker.kill()
 
 
 def _half_check(_=None):
