@@ -11,7 +11,9 @@ TRL's own vLLM path (``trainer.use_vllm``) syncs weights over NCCL, so it needs 
   the trainer's EOS ids and the template's stop strings, and returns the generated token ids. The trainer then
   applies the same cut before the stop string as for the other engines;
 * ``close()`` stops the engine process and removes the folder (``OctoGRPOTrainer.train`` calls it on every
-  exit). The engine process is forked, so ``octo.procs``' at-fork hook makes it die with a killed run too.
+  exit, exceptions included). vLLM's CPU platform *spawns* its engine process, so ``octo.procs``' at-fork hook
+  does not reach it: after a SIGKILL of the run it may stay behind. It inherits the run's token, so the run
+  lock names it and refuses a new run in that folder until it is gone (docs/processes.md).
 
 vLLM starts its engine in a subprocess: the script that runs RL needs an ``if __name__ == "__main__":`` entry
 (``octo`` has one).
