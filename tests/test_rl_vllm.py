@@ -124,3 +124,42 @@ def test_deterministic_rollouts_agree_with_the_octo_engine(qa_model, problem_fil
     same = sum(a == b for a, b in zip(octo, vllm))
     print(f"identical rollouts: {same}/{len(octo)}")
     assert same >= SAME_FRACTION * len(octo), [(a, b) for a, b in zip(octo, vllm) if a != b][:5]
+
+
+def test_a_killed_run_leaves_no_engine_process(qa_model, problem_files, tmp_path):  # noqa: F811
+    """vLLM spawns its engine core and worker (no fork hook reaches them); SIGKILL of the run must take them
+    along (rl.vllm_rollouts arms octo.procs.die_with inside the worker). Without that, all three stayed."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from ddp_helpers import ROOT, alive, descendants, env, kill_tree
+
+    out = tmp_path / "run"
+    train, _ = problem_files
+    cmd = [sys.executable, "-m", "octo", "rl", "run", str(ROOT / "configs/rl/demo.yaml"), "--model", str(qa_model),
+           "--out", str(out), "trainer.rollout_engine=vllm", "trainer.steps=200", "validation.every=0",
+           "validation.at_start=false", "trainer.torch_threads=1", "prompts.source=jsonl", f"prompts.path={train}",
+           "prompts.decontaminate.action=report"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    engine: set[int] = set()
+    try:
+        deadline = time.time() + 240
+        metrics = out / "metrics.jsonl"
+        while (
+            proc.poll() is None and time.time() < deadline and not (metrics.is_file() and metrics.read_text())
+        ):
+            time.sleep(0.5)
+        assert proc.poll() is None, "the run ended before its first step"
+        engine = descendants(proc.pid)
+        assert engine, "the run has no engine processes to check"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        deadline = time.time() + 15
+        while alive(engine) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not alive(engine), f"still alive after the run was killed: {sorted(alive(engine))}"
+    finally:
+        kill_tree(proc.pid, also=engine)
