@@ -13,7 +13,7 @@ one weight push: the HF model saved over the checkpoint and the engine's ``reloa
 (``LLM.collective_rpc``), which a loop would pay every optimizer step. ``per step`` = generate + push.
 
     .venv-vllm/bin/python benchmarks/vllm_generate.py [--sizes demo smollm2] [--prompts 16] [--group 8]
-        [--new-tokens 64] [--threads 2] [--skip-compile]
+        [--new-tokens 64] [--threads 2] [--skip-compile] [--engines 'vllm compile' ...]
 
 Runs in ``.venv-vllm`` (``make setup-vllm``); the SmolLM2 checkpoint is SmolLM2-135M-Instruct dequantized
 from a 4-bit GGUF (``octo.assets.smollm2_path``). Shared machines are noisy: compare rows of one run.
@@ -128,6 +128,7 @@ def main() -> int:
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads of the HF side")
     parser.add_argument("--skip-compile", action="store_true")
+    parser.add_argument("--engines", nargs="+", help="only these rows (e.g. 'vllm compile'); default: all")
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args()
 
@@ -141,6 +142,7 @@ def main() -> int:
     engines = [("hf eager", hf_run, False), ("vllm eager", vllm_run, True)]
     if not args.skip_compile:
         engines += [("hf compile", hf_run, True), ("vllm compile", vllm_run, False)]
+    engines = [e for e in engines if not args.engines or e[0] in args.engines]
     rows = []
     for size in args.sizes:
         path = demo_model(work) if size == "demo" else smollm2_path()
@@ -155,11 +157,12 @@ def main() -> int:
         f"{'size':<9}{'engine':<14}{'tokens/s':>10}{'gen s':>8}{'start s':>9}{'push s':>8}{'per step s':>11}{'vs hf eager':>12}"
     )
     for r in rows:
-        base = next(x for x in rows if x["size"] == r["size"] and x["engine"] == "hf eager")
+        base = next((x for x in rows if x["size"] == r["size"] and x["engine"] == "hf eager"), None)
         step = r["wall_s"] + (r["push_s"] or 0.0)
         push = f"{r['push_s']:.2f}" if r["push_s"] is not None else "-"
+        ratio = f"{base['wall_s'] / step:>11.2f}x" if base else f"{'-':>12}"  # --engines without hf eager
         print(f"{r['size']:<9}{r['engine']:<14}{r['tokens_per_s']:>10.0f}{r['wall_s']:>8.2f}{r['startup_s']:>9.1f}"
-              f"{push:>8}{step:>11.2f}{base['wall_s'] / step:>11.2f}x")  # fmt: skip
+              f"{push:>8}{step:>11.2f}{ratio}")  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
     return 0

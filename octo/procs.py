@@ -73,9 +73,10 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def die_with(pid: int) -> None:
+def die_with(pid: int, take_along: tuple[int, ...] = ()) -> None:
     """Get SIGKILL when process ``pid`` (any process, not only the parent) dies: a daemon thread waits on a
-    pidfd of it (polls where pidfds are missing). Exits at once if ``pid`` is already gone."""
+    pidfd of it (polls where pidfds are missing). Exits at once if ``pid`` is already gone. ``take_along``:
+    processes (still alive then, e.g. this one's parent) that get SIGKILL first."""
     try:
         fd = os.pidfd_open(pid)
     except ProcessLookupError:
@@ -89,6 +90,11 @@ def die_with(pid: int) -> None:
         else:
             while _alive(pid):
                 time.sleep(WATCHDOG_PERIOD_S)
+        for other in take_along:
+            try:
+                os.kill(other, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         os.kill(os.getpid(), signal.SIGKILL)
 
     threading.Thread(target=watch, name="octo-watchdog", daemon=True).start()

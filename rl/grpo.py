@@ -190,6 +190,11 @@ def _train(cfg: RLConfig, out: Path, started: float, callbacks) -> Path:
             out, stage="rl", config=cfg, inputs={"model": cfg.model}, started=started, status="running"
         )
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size > 1 and t.rollout_engine == "vllm":
+        raise ConfigError(
+            "trainer.rollout_engine=vllm runs one engine per run; with several processes use rollout_engine=octo "
+            "(or trainer.use_vllm with vllm_mode=server on GPUs)"
+        )
     args = grpo_args(cfg, out / "checkpoints", world_size=world_size, use_cpu=not torch.cuda.is_available())
     recorder = Recorder(cfg, out / "samples.jsonl" if cfg.write_samples else None)
     validator = _validator(cfg, validation_items, fmt, tokenizer)
@@ -206,6 +211,8 @@ def _train(cfg: RLConfig, out: Path, started: float, callbacks) -> Path:
         stop_strings=cfg.template.stop_strings,
         length_schedule=t.max_completion_at,
         steps_per_rl_step=per_step,
+        rollout_engine=t.rollout_engine,
+        vllm_max_model_len=t.vllm_max_model_length,
     )
     trainer.remove_callback(PrinterCallback)  # our progress lines replace the per-update log dicts
     recorder.trainer = trainer

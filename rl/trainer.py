@@ -4,9 +4,10 @@
   TRL's counts of completions and micro-steps.
 * ``OctoGRPOTrainer``: rollouts on the transformers path through ``octo.generation.Generator`` (each prompt
   prefilled once and its KV cache repeated for its G completions, rows leave the batch at EOS or a stop
-  string), a cut before the stop string (before rewards and loss masking; vLLM gets the same list as ``stop``),
-  and the stair schedule of the max response length. Settings the engine does not implement (min_p, a
-  repetition penalty, images) fall back to TRL's own ``generate`` call with a stop-string criterion.
+  string) or, with ``trainer.rollout_engine=vllm``, through the run's own vLLM engine (``rl.vllm_rollouts``,
+  the trained weights reloaded before each step's rollouts), a cut before the stop string (before rewards and
+  loss masking; vLLM gets the same list as ``stop``), and the stair schedule of the max response length.
+  Settings the engine does not implement (min_p, a repetition penalty, images) fall back to TRL's own ``generate`` call with a stop-string criterion.
 * ``Recorder``: the reward function TRL calls; it scores each completion once, writes ``samples.jsonl`` and
   keeps the rollout summary of the step.
 * ``DynamicsCallback``: one ``metrics.jsonl`` row per RL step (rollout summary + TRL's update logs +
@@ -107,12 +108,35 @@ def grpo_args(cfg: RLConfig, output_dir: str | Path, world_size: int = 1, **over
 class OctoGRPOTrainer(GRPOTrainer):
     """GRPOTrainer + stop strings on the transformers generation path + a max-response-length schedule."""
 
-    def __init__(self, *args, stop_strings=(), length_schedule=None, steps_per_rl_step: int = 1, **kwargs):
+    def __init__(
+        self,
+        *args,
+        stop_strings=(),
+        length_schedule=None,
+        steps_per_rl_step: int = 1,
+        rollout_engine: str = "octo",
+        vllm_max_model_len: int | None = None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.stop_strings = list(stop_strings)
         self.length_schedule = length_schedule  # RL step -> max completion length
         self.steps_per_rl_step = steps_per_rl_step
         self.last_finish: list[str] = []
+        self.rollout_engine = rollout_engine  # octo (octo.generation) or vllm (rl.vllm_rollouts)
+        self.vllm_max_model_len = vllm_max_model_len
+        self.vllm_rollouts = None  # built at the first rollout, closed when train() returns or raises
+
+    def train(self, *args, **kwargs):
+        try:
+            return super().train(*args, **kwargs)
+        finally:
+            self.close_rollout_engine()
+
+    def close_rollout_engine(self) -> None:
+        if self.vllm_rollouts is not None:
+            self.vllm_rollouts.close()
+            self.vllm_rollouts = None
 
     @property
     def rl_step(self) -> int:
@@ -168,11 +192,8 @@ class OctoGRPOTrainer(GRPOTrainer):
             and (gen.num_beams or 1) == 1
         )
 
-    def _engine_generate(self, prompt_ids: list[list[int]]) -> list[list[int]]:
-        """TRL's batch holds each prompt G times in a row: prefill it once and sample its G completions."""
-        import torch
-        from trl.models import unwrap_model_for_generation
-
+    def _prompt_groups(self, prompt_ids: list[list[int]]) -> tuple[list[list[int]], int]:
+        """TRL's batch holds each prompt G times in a row: the distinct prompts and G (1 if groups differ)."""
         groups: list[tuple[list[int], int]] = []
         for ids in prompt_ids:
             if groups and groups[-1][0] == list(ids):
@@ -180,9 +201,18 @@ class OctoGRPOTrainer(GRPOTrainer):
             else:
                 groups.append((list(ids), 1))
         n = groups[0][1] if len({c for _, c in groups}) == 1 else 1
-        prompts = [p for p, _ in groups] if n > 1 else [list(ids) for ids in prompt_ids]
+        return ([p for p, _ in groups] if n > 1 else [list(ids) for ids in prompt_ids]), n
+
+    def _sampling(self) -> Sampling:
         gen = self.generation_config
-        sampling = Sampling(gen.temperature if gen.do_sample else 0.0, gen.top_p or 1.0, gen.top_k or 0)
+        return Sampling(gen.temperature if gen.do_sample else 0.0, gen.top_p or 1.0, gen.top_k or 0)
+
+    def _engine_generate(self, prompt_ids: list[list[int]]) -> list[list[int]]:
+        """Prefill each prompt once and sample its G completions (octo.generation)."""
+        import torch
+        from trl.models import unwrap_model_for_generation
+
+        prompts, n = self._prompt_groups(prompt_ids)
         with (
             unwrap_model_for_generation(
                 self.model_wrapped,
@@ -194,16 +224,34 @@ class OctoGRPOTrainer(GRPOTrainer):
             torch.no_grad(),
         ):
             engine = Generator(model, self._tokenizer, max_rows=len(prompt_ids))
+            sampling = self._sampling()
             outs = engine.generate(
                 prompts, n, self.max_completion_length, self.eos_token_ids, self.stop_strings, sampling
             )
+        return [ids for samples in outs for ids in samples]
+
+    def _vllm_generate(self, prompt_ids: list[list[int]]) -> list[list[int]]:
+        """The G completions of each prompt from the run's vLLM engine, after pushing the current weights."""
+        from .vllm_rollouts import VLLMRollouts
+
+        model = self.accelerator.unwrap_model(self.model_wrapped)
+        if self.vllm_rollouts is None:
+            self.vllm_rollouts = VLLMRollouts(
+                model, self._tokenizer, seed=self.args.seed, max_model_len=self.vllm_max_model_len
+            )
+        self.vllm_rollouts.push(model, self.state.global_step)  # a no-op unless the optimizer stepped
+        prompts, n = self._prompt_groups(prompt_ids)
+        outs = self.vllm_rollouts.generate(
+            prompts, n, self.max_completion_length, self.eos_token_ids, self.stop_strings, self._sampling()
+        )
         return [ids for samples in outs for ids in samples]
 
     def _generate_single_turn(self, prompt_ids, images=None, multimodal_fields=None, *args, **kwargs):
         transformers_path = not self.use_vllm and not self.use_transformers_continuous_batching
         engine = transformers_path and self._engine_applies(images, multimodal_fields)
         if engine:
-            completion_ids, logprobs = self._engine_generate(prompt_ids), None
+            generate = self._vllm_generate if self.rollout_engine == "vllm" else self._engine_generate
+            completion_ids, logprobs = generate(prompt_ids), None
         elif transformers_path and self.stop_strings:
             model = self.accelerator.unwrap_model(self.model_wrapped)
             with stop_generate_on(model, self._tokenizer, self.stop_strings):

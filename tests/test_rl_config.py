@@ -105,3 +105,17 @@ def test_cli_reports_config_errors(capsys):
 
     assert main(["rl", "run", str(CONFIGS / "demo.yaml"), "trainer.stepz=3", "--model", "x"]) == 2
     assert "trainer.stepz" in capsys.readouterr().err
+
+
+def test_vllm_rollout_engine_is_validated_on_load():
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:  # the main environment
+        with pytest.raises(ConfigError, match=r"trainer.rollout_engine.*needs vLLM.*not importable"):
+            load(CONFIGS / "demo.yaml", ["trainer.rollout_engine=vllm"])
+    else:  # .venv-vllm
+        assert load(CONFIGS / "demo.yaml", ["trainer.rollout_engine=vllm"]).trainer.rollout_engine == "vllm"
+        with pytest.raises(ConfigError, match=r"rollout_engine=vllm and trainer.use_vllm"):
+            load(CONFIGS / "demo.yaml", ["trainer.rollout_engine=vllm", "trainer.use_vllm=true"])
+    with pytest.raises(ConfigError, match=r"trainer.rollout_engine"):
+        load(CONFIGS / "demo.yaml", ["trainer.rollout_engine=sglang"])
