@@ -1,0 +1,103 @@
+"""The readiness probe: its signals against hand computations on recorded completions, its budget, and one
+real probe of the tiny model with the demo's RL recipe."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from octo.config import ConfigError
+from octo.manifest import read_manifest
+from rl.probe_config import load_probe, plan_budget, rl_generation_budget
+from rl.probe_signals import Completion, answer_entropy, group_signals, predict, readiness_score
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _c(tokens=10, correct=False, answer=None, clipped=False, boxed_first=False, repetitive=False):
+    return Completion(tokens=tokens, clipped=clipped, reward=1.0 if correct else -1.0, correct=correct,
+                      answer=answer, boxed=answer is not None, boxed_first=boxed_first, repetitive=repetitive)  # fmt: skip
+
+
+def _recorded() -> list[list[Completion]]:
+    """Three prompts x 4 samples: one mixed (2 right), one all wrong, one all right."""
+    mixed = [_c(8, True, "5"), _c(12, False, "6"), _c(16, True, "5", boxed_first=True), _c(48, clipped=True)]
+    wrong = [_c(20, False, "1", repetitive=True), _c(20), _c(20), _c(20, False, "2")]
+    right = [_c(4, True, "9") for _ in range(4)]
+    return [mixed, wrong, right]
+
+
+def test_signals_match_a_hand_computation():
+    s = group_signals(_recorded())
+    assert s["prompts"] == 3 and s["samples_per_prompt"] == 4
+    assert s["learnable_fraction"] == pytest.approx(1 / 3)  # only the mixed group's rewards vary
+    assert s["pass_at_1"] == pytest.approx((2 / 4 + 0 + 1) / 3)
+    # pass@2 of the mixed group: 1 - C(2,2)/C(4,2) = 5/6
+    assert s["pass_at_k"]["pass@2"] == pytest.approx((5 / 6 + 0 + 1) / 3)
+    assert s["pass_at_G"] == s["pass_at_k"]["pass@4"] == pytest.approx(2 / 3)
+    assert s["final_boxed_rate"] == pytest.approx(3 / 12 + 2 / 12 + 4 / 12)
+    assert s["boxed_first_rate"] == pytest.approx(1 / 12)
+    assert s["repetition_rate"] == pytest.approx(1 / 12)
+    assert s["clip_rate"] == pytest.approx(1 / 12)
+    assert s["mean_length"] == pytest.approx((8 + 12 + 16 + 48 + 80 + 16) / 12)
+    assert s["mean_correct_length"] == pytest.approx((8 + 16 + 16) / 6)
+    assert s["generated_tokens"] == 8 + 12 + 16 + 48 + 80 + 16
+    # answers: mixed {5:2, 6:1, none:1} -> 1.5 bits; wrong {1, none x2, 2} -> 1.5 bits; right {9 x4} -> 0
+    assert answer_entropy(_recorded()[0]) == pytest.approx(1.5)
+    assert s["answer_entropy"] == pytest.approx((1.5 + 1.5 + 0) / 3)
+
+
+def test_prediction_score_verdict_and_reasons():
+    s = group_signals(_recorded())
+    expected = 0.4 * (2 / 3) + 0.3 * (1 / 3) + 0.2 * s["pass_at_1"] + 0.1 * s["final_boxed_rate"]
+    assert readiness_score(s) == pytest.approx(expected * (1 - 0.5 / 12), abs=1e-6)
+    pred = predict(s)
+    assert pred["verdict"] == "ready" and any("33% of prompts" in r for r in pred["reasons"])
+    flat = group_signals([[_c() for _ in range(4)] for _ in range(3)])
+    assert flat["learnable_fraction"] == 0 and predict(flat)["verdict"] == "not ready: no learning signal"
+    assert readiness_score(flat) == 0.0
+
+
+def test_unequal_groups_are_refused():
+    with pytest.raises(ValueError, match="same number"):
+        group_signals([[_c()], [_c(), _c()]])
+
+
+def test_budget_is_five_percent_of_the_rl_generation_at_most():
+    import rl
+
+    cfg = rl.load(ROOT / "configs/rl/demo.yaml")
+    assert rl_generation_budget(cfg) == 120 * 4 * 8 * 48
+    plan = plan_budget(load_probe(), cfg)
+    assert plan["allowed_tokens"] == int(0.05 * 120 * 4 * 8 * 48)
+    assert plan["prompts"] == 24 and plan["worst_case_tokens"] <= plan["allowed_tokens"]
+    with pytest.raises(ConfigError, match="budget_share"):
+        load_probe(["budget_share=0.2"])
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_probe(["budget_shares=0.01"])
+
+
+def test_probe_runs_on_the_tiny_model(tiny_model, tmp_path):
+    import rl
+    from rl.probe import run_probe
+
+    cfg = rl.load(ROOT / "configs/rl/demo.yaml", ["trainer.max_completion_length=16", "trainer.steps=40"])
+    probe = load_probe([f"output_dir={tmp_path / 'probe'}", "references.count=8"])
+    path = run_probe(probe, cfg, str(tiny_model))
+    result = json.loads(path.read_text())
+    budget, signals = result["budget"], result["signals"]
+    assert budget["prompts"] == int(0.05 * 40 * 32 * 16) // (8 * 16) == 8
+    assert 0 < budget["spent_tokens"] <= budget["allowed_tokens"]
+    assert budget["spent_share_of_rl"] <= 0.05
+    rows = [json.loads(line) for line in (path.parent / "samples.jsonl").read_text().splitlines()]
+    assert len(rows) == 8 * 8 and sum(r["tokens"] for r in rows) == budget["spent_tokens"]
+    assert signals["clip_rate"] == pytest.approx(sum(r["clipped"] for r in rows) / len(rows))
+    assert signals["reference_loss"] > math.log(2) and signals["references"] == 8  # random init: high loss
+    assert result["prediction"]["verdict"] and read_manifest(path.parent)["status"] == "complete"
+    stamp = path.stat().st_mtime_ns
+    assert (
+        run_probe(probe, cfg, str(tiny_model)) == path and path.stat().st_mtime_ns == stamp
+    )  # complete: skip
