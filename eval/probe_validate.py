@@ -23,7 +23,7 @@ from octo.errors import InputError, MissingInputError
 from octo.jsonl import read_json
 from octo.layout import PROBE_FILE, StudyLayout
 
-from .readiness import ReadinessOptions, _read_metrics, build_rows
+from .readiness import ReadinessOptions, _read_metrics, arm_colors, build_rows, probe_scatter
 
 FITTED_SIGNALS = ("pass_at_1", "pass_at_G", "learnable_fraction", "final_boxed_rate", "reference_loss")
 OUTCOMES = {"rl_acc_final": "final RL accuracy", "heldout_gain": "RL gain on held-out sampled pass@1"}
@@ -233,6 +233,21 @@ def render_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_scatter(report: dict, path: Path) -> Path:
+    """probe_vs_rl.png: probe score against final RL accuracy, one point per arm and seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = [(r["arm"], r["score"], r["rl_acc_final"]) for r in report["records"]]
+    fig = probe_scatter(plt, points, arm_colors(report["arms"], None))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="octo probe validate", description=__doc__)
     parser.add_argument("runs", help="a study folder, or a folder of study folders (one per seed)")
@@ -241,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.runs)
     (out / "probe_validation.json").write_text(json.dumps(report, indent=2) + "\n")
     text = render_markdown(report)
-    (out / "probe_validation.md").write_text(text)
+    (out / "probe_validation.md").write_text(
+        text + "\n![probe score vs final RL accuracy](probe_vs_rl.png)\n"
+    )
+    write_scatter(report, out / "probe_vs_rl.png")
     print(text + f"written: {out / 'probe_validation.md'} (+ .json)")
     return 0

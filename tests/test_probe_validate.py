@@ -111,3 +111,18 @@ def test_rank_correlations_agree_with_scipy():
         got = rank_correlations(x, y)
         assert got["spearman"] == pytest.approx(stats.spearmanr(x, y).statistic)
         assert got["kendall"] == pytest.approx(stats.kendalltau(x, y).statistic)
+
+
+def test_readiness_table_shows_the_prediction_and_the_scatter(tmp_path):
+    from eval import build_readiness
+
+    root = make_sweep(tmp_path / "sweep", seeds=2)
+    md = build_readiness(root / "s0").read_text()
+    assert "predicted before RL (probe score)" in md and "ready (0.50)" in md
+    assert (root / "s0" / "plots" / "probe_vs_rl.png").is_file()
+    rows = json.loads((root / "s0" / "readiness.json").read_text())["rows"]
+    assert {r["arm"]: r["probe_score"] for r in rows} == pytest.approx(
+        {arm: 0.1 * (i + 1) for i, arm in enumerate(ARMS)}
+    )
+    assert octo_main(["probe", "validate", str(root)]) == 0
+    assert (root / "probe_vs_rl.png").stat().st_size > 1000  # one point per arm and seed
