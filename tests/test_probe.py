@@ -101,3 +101,16 @@ def test_probe_runs_on_the_tiny_model(tiny_model, tmp_path):
     assert (
         run_probe(probe, cfg, str(tiny_model)) == path and path.stat().st_mtime_ns == stamp
     )  # complete: skip
+
+
+def test_octo_probe_command(tiny_model, tmp_path, capsys):
+    from octo.cli import main
+
+    out = tmp_path / "cli"
+    argv = ["probe", str(tiny_model), "--rl", str(ROOT / "configs/rl/demo.yaml"), "--out", str(out),
+            "rl.trainer.steps=40", "rl.trainer.max_completion_length=8", "references.count=4", "samples=4"]  # fmt: skip
+    assert main(argv) == 0
+    assert "of RL's generation" in capsys.readouterr().out
+    result = json.loads((out / "probe.json").read_text())
+    assert result["signals"]["samples_per_prompt"] == 4 and len(result["signals"]["pass_at_k"]) == 4
+    assert main(argv[:4] + ["budget_share=0.5"]) == 2  # over 5%: a one-line config error
