@@ -189,7 +189,7 @@ def run_probe(probe: ProbeConfig, rl: RLConfig, model_path: str) -> Path:
     items = probe_prompts(probe, rl, budget["prompts"])
     model, tokenizer = _load_model(model_path)
     groups, rows = _sample(model, tokenizer, rl, items, budget, rl.seed + probe.seed)
-    signals = group_signals(groups)
+    signals = group_signals(groups, min(budget["group_size"], budget["samples_per_prompt"]))
     refs, ref_info = reference_items(probe, rl)
     ref_prompts = [
         render(rl.template.name, r["question"], tokenizer, rl.template.system_prompt) for r in refs

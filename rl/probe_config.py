@@ -43,7 +43,12 @@ class ProbeConfig(StrictModel):
     min_prompts: int = Field(
         4, gt=0, description="below this many affordable prompts the probe refuses to run"
     )
-    samples: int | None = Field(None, ge=2, description="samples per prompt; default: the RL group size G")
+    samples: int | None = Field(
+        None,
+        ge=2,
+        description="samples per prompt (pass@k up to k = samples); default: G, or up to 4 G when max_prompts "
+        "prompts leave budget to spare",
+    )
     seed: int = Field(0, description="added to the RL seed for prompt choice and sampling")
     references: ReferenceConfig = ReferenceConfig()
 
@@ -57,10 +62,11 @@ def rl_generation_budget(rl: RLConfig) -> int:
 
 def plan_budget(probe: ProbeConfig, rl: RLConfig) -> dict:
     """Prompts, samples and tokens the probe may use: its worst case (every sample at the limit) fits the share."""
-    samples = probe.samples or rl.trainer.num_generations
-    max_tokens = rl.trainer.max_completion_length
+    group, max_tokens = rl.trainer.num_generations, rl.trainer.max_completion_length
     rl_tokens = rl_generation_budget(rl)
     allowed = int(probe.budget_share * rl_tokens)
+    # spare budget beyond max_prompts prompts buys more samples per prompt: pass@k at k > G
+    samples = probe.samples or max(group, min(4 * group, allowed // (probe.max_prompts * max_tokens)))
     prompts = min(probe.max_prompts, allowed // (samples * max_tokens))
     return {
         "rl_generation_tokens": rl_tokens,
@@ -68,6 +74,7 @@ def plan_budget(probe: ProbeConfig, rl: RLConfig) -> dict:
         "allowed_tokens": allowed,
         "prompts": prompts,
         "samples_per_prompt": samples,
+        "group_size": group,
         "max_new_tokens": max_tokens,
         "worst_case_tokens": prompts * samples * max_tokens,
     }

@@ -49,18 +49,31 @@ def answer_entropy(group: list[Completion]) -> float:
     return float(-sum((m / n) * math.log2(m / n) for m in counts.values()))
 
 
-def group_signals(groups: list[list[Completion]]) -> dict:
-    """Every sampled signal of the probe from ``groups`` (one list of n completions per prompt)."""
+def varying_group_chance(rewards: list[float], group_size: int) -> float:
+    """Chance that ``group_size`` of a prompt's samples drawn without replacement get different rewards: with
+    n = G samples, whether its rewards vary at all; with more samples, the unbiased estimate for a GRPO group."""
+    n = len(rewards)
+    if not 2 <= group_size <= n:
+        raise ValueError(f"group size must lie in 2..{n} (got {group_size})")
+    same = sum(math.comb(m, group_size) for m in Counter(rewards).values())
+    return 1.0 - same / math.comb(n, group_size)
+
+
+def group_signals(groups: list[list[Completion]], group_size: int | None = None) -> dict:
+    """Every sampled signal of the probe from ``groups`` (one list of n completions per prompt); the learnable
+    fraction is for GRPO groups of ``group_size`` (default n)."""
     if not groups or any(len(g) != len(groups[0]) or not g for g in groups):
         raise ValueError("the probe needs the same number (>= 1) of completions for every prompt")
     n = len(groups[0])
+    group_size = group_size or n
     flat = [c for g in groups for c in g]
     correct = [sum(c.correct for c in g) for g in groups]
     passk = {f"pass@{k}": _mean(pass_at_k(n, c, k) for c in correct) for k in range(1, n + 1)}
     return {
         "prompts": len(groups),
         "samples_per_prompt": n,
-        "learnable_fraction": _mean(len({c.reward for c in g}) > 1 for g in groups),
+        "group_size": group_size,
+        "learnable_fraction": _mean(varying_group_chance([c.reward for c in g], group_size) for g in groups),
         "pass_at_1": passk["pass@1"],
         "pass_at_G": passk[f"pass@{n}"],
         "pass_at_k": passk,
@@ -87,7 +100,7 @@ def predict(signals: dict) -> dict:
     score = readiness_score(signals)
     learnable, pass_g = signals["learnable_fraction"], signals["pass_at_G"]
     reasons = [
-        f"{learnable:.0%} of prompts have rewards that vary across their {signals['samples_per_prompt']} samples",
+        f"{learnable:.0%} of GRPO groups of {signals['group_size']} would have rewards that vary",
         f"pass@{signals['samples_per_prompt']} {pass_g:.2f} (what RL can sharpen), pass@1 {signals['pass_at_1']:.2f}",
         f"{signals['final_boxed_rate']:.0%} of samples end in a boxed answer",
     ]

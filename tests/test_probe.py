@@ -55,10 +55,22 @@ def test_prediction_score_verdict_and_reasons():
     expected = 0.4 * (2 / 3) + 0.3 * (1 / 3) + 0.2 * s["pass_at_1"] + 0.1 * s["final_boxed_rate"]
     assert readiness_score(s) == pytest.approx(expected * (1 - 0.5 / 12), abs=1e-6)
     pred = predict(s)
-    assert pred["verdict"] == "ready" and any("33% of prompts" in r for r in pred["reasons"])
+    assert pred["verdict"] == "ready" and any("33% of GRPO groups of 4" in r for r in pred["reasons"])
     flat = group_signals([[_c() for _ in range(4)] for _ in range(3)])
     assert flat["learnable_fraction"] == 0 and predict(flat)["verdict"] == "not ready: no learning signal"
     assert readiness_score(flat) == 0.0
+
+
+def test_learnable_fraction_with_more_samples_than_the_group():
+    from rl.probe_signals import varying_group_chance
+
+    # 4 samples, 2 right: of the C(4,2)=6 pairs, 2 are all-equal (both right, both wrong) -> 4/6 vary
+    assert varying_group_chance([1, 1, -1, -1], 2) == pytest.approx(4 / 6)
+    assert varying_group_chance([1, -1, -1, -1], 4) == 1.0 and varying_group_chance([1, 1, 1], 2) == 0.0
+    s = group_signals(_recorded(), group_size=2)
+    assert (
+        s["learnable_fraction"] == pytest.approx((4 / 6) / 3) and s["pass_at_G"] == s["pass_at_k"]["pass@4"]
+    )
 
 
 def test_unequal_groups_are_refused():
@@ -74,6 +86,12 @@ def test_budget_is_five_percent_of_the_rl_generation_at_most():
     plan = plan_budget(load_probe(), cfg)
     assert plan["allowed_tokens"] == int(0.05 * 120 * 4 * 8 * 48)
     assert plan["prompts"] == 24 and plan["worst_case_tokens"] <= plan["allowed_tokens"]
+    assert plan["samples_per_prompt"] == plan["group_size"] == 8
+    # a long RL run affords max_prompts prompts with budget to spare: more samples, pass@k beyond G (<= 4 G)
+    long_run = plan_budget(load_probe(["max_prompts=8"]), cfg)
+    assert (
+        long_run["samples_per_prompt"] == 24 and long_run["worst_case_tokens"] <= long_run["allowed_tokens"]
+    )
     with pytest.raises(ConfigError, match="budget_share"):
         load_probe(["budget_share=0.2"])
     with pytest.raises(ConfigError, match="unknown key"):
