@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from octo.errors import InputError, MissingInputError
-from octo.jsonl import read_json
+from octo.jsonl import read_json, read_jsonl
 from octo.layout import PROBE_FILE, StudyLayout
 
-from .readiness import ReadinessOptions, _read_metrics, arm_colors, build_rows, probe_scatter
+from .readiness import ReadinessOptions, arm_colors, build_rows, probe_scatter
 
 FITTED_SIGNALS = ("pass_at_1", "pass_at_G", "learnable_fraction", "final_boxed_rate", "reference_loss")
 OUTCOMES = {"rl_acc_final": "final RL accuracy", "heldout_gain": "RL gain on held-out sampled pass@1"}
@@ -49,7 +49,8 @@ def _first(row: dict, prefix: str, suffix: str = "") -> float | None:
 
 
 def _rl_generated(root: Path, arm: str) -> float | None:
-    rows = _read_metrics(StudyLayout(root).rl_metrics(arm))
+    path = StudyLayout(root).rl_metrics(arm)
+    rows = list(read_jsonl(path)) if path.is_file() else []
     tokens = [r["response_len_mean"] * r["completions"] for r in rows if r.get("response_len_mean") is not None
               and r.get("completions")]  # fmt: skip
     return float(sum(tokens)) if tokens else None
