@@ -26,7 +26,7 @@ from pydantic import Field
 
 from octo.config import StrictModel, parse_config
 from octo.errors import InputError, MissingInputError
-from octo.jsonl import read_jsonl
+from octo.jsonl import read_json, read_jsonl
 from octo.layout import RL_SUFFIX, StudyLayout, parse_val_key, val_key
 from octo.manifest import read_manifest
 
@@ -305,7 +305,7 @@ def build_rows(study: Path, options: ReadinessOptions) -> tuple[list[dict], dict
     for suites in evals.values():
         for suite, results in suites.items():
             kinds.setdefault(suite, suite_kind(results))
-    rows, curves = [], {"rl": {}, "midtrain": {}, "passk": {}, "base_scores": {}, "shots": {}}
+    rows, curves = [], {"rl": {}, "midtrain": {}, "passk": {}, "base_scores": {}, "shots": {}, "probe": {}}
     for arm in arms:
         row: dict = {"arm": arm}
         notes = []
@@ -342,6 +342,10 @@ def build_rows(study: Path, options: ReadinessOptions) -> tuple[list[dict], dict
             curves["rl"][arm] = rl_rows
         else:
             notes.append(f"rl/{arm}/metrics.jsonl missing")
+        if layout.probe_file(arm).is_file():  # the prediction made before RL, beside the realised outcome
+            prediction = read_json(layout.probe_file(arm))["prediction"]
+            row["probe_score"], row["probe_verdict"] = prediction["score"], prediction["verdict"]
+            curves["probe"][arm] = prediction["score"]
         mid_rows = _read_metrics(layout.midtrain_metrics(arm))
         if mid_rows:
             curves["midtrain"][arm] = mid_rows
@@ -467,11 +471,11 @@ def markdown_tables(rows: list[dict], curves: dict) -> list[tuple[str, list[str]
     ]  # fmt: skip
     rl = [_rl_cells(row, len(rl_head)) for row in rows]
     after_head = ["arm"] + [f"{label(t, zero)} before → after" for t in zero]
-    after_head += [f"{label(t, passk_tasks)} pass@1 / pass@{kmax(t)} after" for t in passk_tasks] + [
-        "verdict curve",
-        "verdict",
-        "reason",
-    ]
+    after_head += [f"{label(t, passk_tasks)} pass@1 / pass@{kmax(t)} after" for t in passk_tasks]
+    probed = bool(curves.get("probe"))
+    after_head += (
+        ["verdict curve"] + (["predicted before RL (probe score)"] if probed else []) + ["verdict", "reason"]
+    )
     after = []
     for row in rows:
         cells = [row["arm"]] + [
@@ -480,7 +484,11 @@ def markdown_tables(rows: list[dict], curves: dict) -> list[tuple[str, list[str]
         for t in passk_tasks:
             a, b = row.get(f"passk_post/{t}/pass@1"), row.get(f"passk_post/{t}/pass@{kmax(t)}")
             cells.append(f"{_fmt(a)} / {_fmt(b)}" if a is not None else "")
-        after.append(cells + [row.get("rl_curve_label", ""), f"**{row['verdict']}**", row["reason"]])
+        cells.append(row.get("rl_curve_label", ""))
+        if probed:
+            score = row.get("probe_score")
+            cells.append(f"{row['probe_verdict']} ({score:.2f})" if score is not None else "")
+        after.append(cells + [f"**{row['verdict']}**", row["reason"]])
     return [
         ("Before RL (base checkpoints)", base_head, base),
         ("RL dynamics", rl_head, rl),
@@ -545,6 +553,11 @@ def make_plots(study: Path, rows: list[dict], curves: dict, options: ReadinessOp
     figures += _passk_figures(plt, arms, curves["passk"], colors)
     if curves["midtrain"]:
         figures.append((_midtrain_figure(plt, curves["midtrain"], colors), "midtrain_loss.png"))
+    points = [
+        (row["arm"], row["probe_score"], row.get("rl_acc_final")) for row in rows if "probe_score" in row
+    ]
+    if points:
+        figures.append((probe_scatter(plt, points, colors), "probe_vs_rl.png"))
     written = []
     for fig, name in figures:
         fig.tight_layout()
@@ -614,6 +627,23 @@ def _passk_figures(plt, arms: list[str], passk: dict, colors: dict) -> list:
         ax.grid(alpha=0.3)
         figures.append((fig, f"passk_{task.replace('/', '_')}.png"))
     return figures
+
+
+def probe_scatter(plt, points: list[tuple[str, float, float | None]], colors: dict):
+    """Probe score (before RL) against realised final RL accuracy: one point per (arm, seed) given."""
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    labelled = set()
+    for arm, score, accuracy in points:
+        if accuracy is None:
+            continue
+        ax.scatter(score, accuracy, color=colors.get(arm, "C7"), label=None if arm in labelled else arm, s=30)
+        labelled.add(arm)
+    ax.set_xlabel("probe score before RL")
+    ax.set_ylabel("final RL accuracy")
+    ax.set_title("readiness probe vs realised RL outcome")
+    if labelled:
+        ax.legend(fontsize=7, loc="best")
+    return fig
 
 
 def _midtrain_figure(plt, midtrain: dict, colors: dict):

@@ -12,6 +12,10 @@ import sys
 from octo.errors import OctoError
 from octo.schema import STAGE_MODELS, schema_main
 
+# (command, first word) -> module, where one command's subcommand belongs to another package: the probe runs
+# in the RL stage (it needs RL's prompts and reward), its validation reads study outcomes (evaluation's side)
+SUBCOMMANDS: dict[tuple[str, str], str] = {("probe", "validate"): "eval.probe_validate"}
+
 # command -> (module with a main(argv) function, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "corpus": (
@@ -28,6 +32,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "runs": (
         "eval.importer.cli",
         "import runs made elsewhere: W&B exports, veRL/TRL logs, lighteval (import)",
+    ),
+    "probe": (
+        "rl.probe_cli",
+        "predict a checkpoint's RL outcome before RL (MODEL --rl CONFIG); validate RUNS_DIR: how well it predicts",
     ),
     "study": ("study.__main__", "run a whole study end to end (run, --dry-run)"),
     "publish": ("octo.publish", "a finished run as a Hub model folder with a model card (--out DIR, --push)"),
@@ -73,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     if command in STAGE_MODELS and rest[:1] == ["schema"]:  # one schema command for every stage
         return schema_main(command, rest[1:])
     module_name = COMMANDS[command][0]
+    if (command, rest[0] if rest else "") in SUBCOMMANDS:
+        module_name, rest = SUBCOMMANDS[(command, rest[0])], rest[1:]
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:

@@ -5,6 +5,7 @@ importer of external runs agree on (one owner, so they cannot drift).
     <study>/rl/<arm>/metrics.jsonl               one row per RL step (``RL_METRIC_FIELDS`` + ``val/...`` keys)
     <study>/eval/<arm>/<suite>/results.json      the checkpoint before RL
     <study>/eval/<arm>-rl/<suite>/results.json   the checkpoint after RL
+    <study>/probe/<arm>/probe.json               the readiness probe of the checkpoint before RL
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 RL_SUFFIX = "-rl"
 METRICS_FILE = "metrics.jsonl"
 RESULTS_FILE = "results.json"
+PROBE_FILE = "probe.json"  # the readiness probe's measurements and prediction (rl.probe)
 
 # The per-step fields of rl/<arm>/metrics.jsonl (every native row carries each, null when not measured).
 RL_METRIC_FIELDS = (
@@ -84,3 +86,10 @@ class StudyLayout:
 
     def study_manifest(self) -> Path:
         return self.root / "study" / "manifest.json"
+
+    def probe_dir(self, arm: str) -> Path:
+        """The readiness probe of an arm's checkpoint before RL: ``probe/<arm>/probe.json``."""
+        return self.root / "probe" / arm
+
+    def probe_file(self, arm: str) -> Path:
+        return self.probe_dir(arm) / PROBE_FILE

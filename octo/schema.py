@@ -37,6 +37,7 @@ STAGE_MODELS: dict[str, str] = {
     "eval": "eval.config:SuiteConfig",
     "study": "study.config:StudyConfig",
     "readiness": "eval.readiness:ReadinessOptions",
+    "probe": "rl.probe_config:ProbeConfig",
 }
 # what each model validates, for the generated page's introduction
 STAGE_CONFIGS: dict[str, str] = {
@@ -46,6 +47,7 @@ STAGE_CONFIGS: dict[str, str] = {
     "eval": "`configs/eval/*.yaml`",
     "study": "`configs/studies/*.yaml`",
     "readiness": "the options of `octo readiness` and a study's `readiness:` mapping",
+    "probe": "the options of `octo probe` (key=value words) and a study's `probe.overrides`",
 }
 DOCS_DIR = Path(__file__).resolve().parent.parent / "docs" / "reference"
 

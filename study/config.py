@@ -94,6 +94,14 @@ class RLEntry(StrictModel):
     on_base: bool = Field(True, description="also run RL straight from the base model (the 'base' row)")
 
 
+class ProbeEntry(StrictModel):
+    """The readiness probe (``octo probe``) of every RL arm's checkpoint before RL, with the arm's RL recipe."""
+
+    overrides: list[str] = Field(
+        default_factory=list, description="probe options key=value (budget_share=0.02, references.count=16)"
+    )
+
+
 class EvalEntry(StrictModel):
     before_rl: list[Recipe] = Field(default_factory=list, description="suites for every checkpoint before RL")
     after_rl: list[Recipe] = Field(default_factory=list, description="suites for every checkpoint after RL")
@@ -133,6 +141,9 @@ class StudyConfig(StrictModel):
     arms: dict[str, ArmEntry] = Field(default_factory=dict)
     rl: RLEntry | None = None
     eval: EvalEntry = EvalEntry()
+    probe: ProbeEntry | None = Field(
+        None, description="probe every RL arm before RL (probe/<arm>/probe.json)"
+    )
     readiness: dict[str, str | list[str] | dict[str, str] | None] = Field(
         default_factory=dict, description="options for the table"
     )
@@ -184,6 +195,9 @@ class StudyConfig(StrictModel):
 
     def eval_dir(self, model: str, suite: str) -> Path:
         return self.layout.eval_dir(model, suite)
+
+    def probe_dir(self, arm: str) -> Path:
+        return self.layout.probe_dir(arm)
 
     def rl_arms(self) -> list[str]:
         if self.rl is None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from octo.config import load_raw
-from study.stages import corpus_recipe, midtrain_config, rl_config
+from study.stages import corpus_recipe, midtrain_config, probe_config, rl_config
 
 
 @dataclass
@@ -103,6 +103,17 @@ def rl(study, model: str) -> Estimate:
     return Estimate(generated, (2 + 6 * t.num_iterations) * n * generated,
                     f"{t.steps} steps x {t.prompts_per_step} prompts x {t.num_generations} rollouts, "
                     f"<= {generated / 1e6:,.2f}M generated tokens", generation_flops=2 * n * generated)  # fmt: skip
+
+
+def probe(study, model: str) -> Estimate:
+    from rl.probe_config import plan_budget
+
+    budget = plan_budget(probe_config(study, model), rl_config(study, model))
+    generated = budget["worst_case_tokens"]
+    flops = 2 * (base_params(study) or 0.0) * generated
+    note = (f"{budget['prompts']} RL prompts x {budget['samples_per_prompt']} samples, <= {generated / 1e6:,.3f}M "
+            f"generated tokens ({budget['share']:.0%} of RL's)")  # fmt: skip
+    return Estimate(generated, flops, note, flops)
 
 
 def evaluation(study, model: str, suite_path: str) -> Estimate:

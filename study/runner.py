@@ -25,7 +25,7 @@ from octo.procs import run_lock
 from study.config import MidtrainEntry, StudyConfig
 from study.estimate import Estimate
 from study.progress import Progress
-from study.stages import corpus_recipe, midtrain_config, model_path, rl_config, tokenizer_path
+from study.stages import corpus_recipe, midtrain_config, model_path, probe_config, rl_config, tokenizer_path
 from study.tracking import open_study_run, study_row
 
 
@@ -119,6 +119,13 @@ def run_rl(study: StudyConfig, arm: str) -> Path:
     return rl.run(rl_config(study, arm))
 
 
+def run_probe(study: StudyConfig, arm: str) -> Path:
+    """The readiness probe of the arm's checkpoint before RL, for the arm's own RL recipe (RL's prompts, G...)."""
+    from rl.probe import run_probe as probe
+
+    return probe(probe_config(study, arm), rl_config(study, arm), model_path(study, arm))
+
+
 def suite_name(path: str) -> str:
     return Path(path).stem
 
@@ -169,6 +176,9 @@ def plan(study: StudyConfig) -> list[Step]:
                               lambda m=model, s=suite: run_eval(study, m, s), est.evaluation(study, model, suite), "eval"))  # fmt: skip
         if not rl or study.rl is None:
             return
+        if study.probe is not None:
+            steps.append(Step(f"probe {model}", study.probe_dir(model), lambda m=model: run_probe(study, m),
+                              est.probe(study, model), "probe"))  # fmt: skip
         steps.append(
             Step(
                 f"rl {model}",

@@ -93,3 +93,11 @@ def rl_config(study: StudyConfig, arm: str):
     config.seed += study.seed
     config.tracking = for_stage(study, config.tracking, f"{arm}/rl")
     return config
+
+
+def probe_config(study: StudyConfig, arm: str):
+    """The arm's probe options: the study's overrides, written to probe/<arm>/."""
+    from rl.probe_config import load_probe
+
+    overrides = [*(study.probe.overrides if study.probe else []), f"output_dir={study.probe_dir(arm)}"]
+    return load_probe(overrides)
