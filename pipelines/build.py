@@ -151,31 +151,13 @@ def _filter_steps(recipe: CorpusRecipe, words, paths: dict[str, str]) -> tuple[l
     """The recipe's filters in order, each scoped to its sources and writing what it drops."""
     from pipelines import steps
 
-    f = recipe.filters
-    filters = []
-    if f.language is not None:
-        model = str(check_exists(f.language.model, "filters.language.model")) if f.language.model else None
-        step = steps.ScopedLanguageFilter(f.language.languages, f.language.threshold, model)
-        filters.append(("filter:language", step, f.language.apply_to, "language"))
-    for m in f.metadata:
-        step = steps.MetadataThresholdFilter(m.key, m.min, m.max)
-        filters.append((f"filter:{m.key}", step, m.apply_to, f"metadata_{m.key}"))
-    for i, q in enumerate(f.quality):
-        cls = steps.QUALITY_FILTERS[q.name]
-        try:
-            step = cls(**{"language": words, **q.options})
-        except TypeError as exc:
-            raise ConfigError(f"filters.quality.{i}.options: {exc}") from None
-        filters.append((f"filter:{q.name}", step, q.apply_to, f"quality_{q.name}"))
-    if f.math is not None:
-        step = steps.MathClassifierFilter(
-            str(check_exists(f.math.model, "filters.math.model")), f.math.label, f.math.threshold
-        )
-        filters.append(("filter:math", step, f.math.apply_to, "math"))
-    for _, step, apply_to, folder in filters:
-        step.apply_to = tuple(apply_to) if apply_to else None
-        steps.with_dropped_writer(step, f"{paths['dropped']}/{folder}")
-    return [step for _, step, _, _ in filters], [label for label, _, _, _ in filters]
+    planned = []
+    for dotted, settings in recipe.filters.in_order():
+        p = settings.step(dotted, words)
+        p.step.apply_to = tuple(settings.apply_to) if settings.apply_to else None
+        steps.with_dropped_writer(p.step, f"{paths['dropped']}/{p.dropped_folder}")
+        planned.append(p)
+    return [p.step for p in planned], [p.label for p in planned]
 
 
 def _kept_tail(recipe: CorpusRecipe, words, paths: dict[str, str], decont_config) -> tuple[list, list[str]]:

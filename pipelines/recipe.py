@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, NamedTuple, Union
 
 from pydantic import Field, field_validator, model_validator
 
+from octo.assets import check_benchmarks
 from octo.config import ConfigError, StrictModel, load_config
 
 __all__ = ["CorpusRecipe", "load_recipe", "RESERVED_SEEDS"]
@@ -166,10 +167,18 @@ OFFLINE_TYPES = ("wiki", "champ_problems", "champ_solutions", "gsm8k", "reasonin
 
 
 # ------------------------------------------------------------------------------------------------ filters
+# A filter is its settings model and the datatrove step it builds, side by side: ``step()`` turns the settings
+# into the step (pipelines.steps, imported lazily: datatrove is heavy). Adding one: docs/extending.md.
 class Scoped(StrictModel):
     apply_to: list[str] | None = Field(
         None, description="only these sources (others pass through); null: all"
     )
+
+
+class PlannedFilter(NamedTuple):
+    label: str  # the step's name in the plan and the report, "filter:<what>"
+    step: Any  # a pipelines.steps filter
+    dropped_folder: str  # under dropped/
 
 
 class LanguageFilterConfig(Scoped):
@@ -182,6 +191,13 @@ class LanguageFilterConfig(Scoped):
     languages: list[str] = Field(default_factory=lambda: ["en"])
     threshold: float = Field(0.65, ge=0, le=1)
 
+    def step(self, field: str, words) -> PlannedFilter:
+        from pipelines import steps
+
+        model = str(check_exists(self.model, f"{field}.model")) if self.model else None
+        step = steps.ScopedLanguageFilter(self.languages, self.threshold, model)
+        return PlannedFilter("filter:language", step, "language")
+
 
 class MetadataFilterConfig(Scoped):
     key: str = Field(
@@ -190,12 +206,39 @@ class MetadataFilterConfig(Scoped):
     min: float | None = None
     max: float | None = None
 
+    def step(self, field: str, words) -> PlannedFilter:
+        from pipelines import steps
+
+        step = steps.MetadataThresholdFilter(self.key, self.min, self.max)
+        return PlannedFilter(f"filter:{self.key}", step, f"metadata_{self.key}")
+
 
 class QualityFilterConfig(Scoped):
-    name: Literal["gopher_quality", "gopher_repetition", "fineweb_quality", "c4_quality"]
+    name: str = Field(
+        description="a datatrove quality heuristic registered in pipelines.steps.QUALITY_FILTERS: gopher_quality, "
+        "gopher_repetition, fineweb_quality, c4_quality"
+    )
     options: dict[str, Any] = Field(
         default_factory=dict, description="keyword arguments of the datatrove filter"
     )
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        from pipelines.steps import QUALITY_FILTERS  # datatrove: heavy, so only when a recipe has one
+
+        if name not in QUALITY_FILTERS:
+            raise ValueError(f"unknown quality filter '{name}'; known: {', '.join(sorted(QUALITY_FILTERS))}")
+        return name
+
+    def step(self, field: str, words) -> PlannedFilter:
+        from pipelines import steps
+
+        try:
+            step = steps.QUALITY_FILTERS[self.name](**{"language": words, **self.options})
+        except TypeError as exc:
+            raise ConfigError(f"{field}.options: {exc}") from None
+        return PlannedFilter(f"filter:{self.name}", step, f"quality_{self.name}")
 
 
 class MathFilterConfig(Scoped):
@@ -206,6 +249,14 @@ class MathFilterConfig(Scoped):
     label: str = "math"
     threshold: float = Field(0.5, ge=0, le=1, description="keep documents with P(label) >= threshold")
 
+    def step(self, field: str, words) -> PlannedFilter:
+        from pipelines import steps
+
+        model = str(check_exists(self.model, f"{field}.model"))
+        return PlannedFilter(
+            "filter:math", steps.MathClassifierFilter(model, self.label, self.threshold), "math"
+        )
+
 
 class FiltersConfig(StrictModel):
     """Applied in this order: language, metadata thresholds, quality heuristics, math classifier."""
@@ -214,6 +265,17 @@ class FiltersConfig(StrictModel):
     metadata: list[MetadataFilterConfig] = Field(default_factory=list)
     quality: list[QualityFilterConfig] = Field(default_factory=list)
     math: MathFilterConfig | None = None
+
+    def in_order(self) -> list[tuple[str, Scoped]]:
+        """(dotted field, settings) of every configured filter, in the order they run."""
+        found = []
+        for name in type(self).model_fields:  # declaration order is run order
+            value = getattr(self, name)
+            if isinstance(value, list):
+                found += [(f"filters.{name}.{i}", item) for i, item in enumerate(value)]
+            elif value is not None:
+                found.append((f"filters.{name}", value))
+        return found
 
 
 # ----------------------------------------------------------------------------------- dedup / decont
@@ -256,12 +318,7 @@ class DecontConfig(StrictModel):
     @field_validator("benchmarks")
     @classmethod
     def _known(cls, names: list[str]) -> list[str]:
-        from octo.assets import BENCHMARKS
-
-        unknown = [n for n in names if n not in BENCHMARKS]
-        if unknown:
-            raise ValueError(f"unknown benchmarks {unknown}; known: {', '.join(sorted(BENCHMARKS))}")
-        return names
+        return check_benchmarks(names)
 
 
 # ----------------------------------------------------------------------------------------- tokenize

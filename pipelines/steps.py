@@ -420,28 +420,39 @@ class MetadataThresholdFilter(_SourceScope, BaseFilter):
         return True
 
 
+QUALITY_FILTERS: dict[
+    str, type
+] = {}  # filters.quality[].name -> its step; recipes are checked against it on load
+
+
+def quality_filter(name: str):
+    """Register a quality heuristic under the name a recipe gives in ``filters.quality[].name``."""
+
+    def register(cls: type) -> type:
+        QUALITY_FILTERS[name] = cls
+        return cls
+
+    return register
+
+
+@quality_filter("gopher_quality")
 class ScopedGopherQuality(_SourceScope, GopherQualityFilter):
     pass
 
 
+@quality_filter("gopher_repetition")
 class ScopedGopherRepetition(_SourceScope, GopherRepetitionFilter):
     pass
 
 
+@quality_filter("fineweb_quality")
 class ScopedFineWebQuality(_SourceScope, FineWebQualityFilter):
     pass
 
 
+@quality_filter("c4_quality")
 class ScopedC4Quality(_SourceScope, C4QualityFilter):
     pass
-
-
-QUALITY_FILTERS = {
-    "gopher_quality": ScopedGopherQuality,
-    "gopher_repetition": ScopedGopherRepetition,
-    "fineweb_quality": ScopedFineWebQuality,
-    "c4_quality": ScopedC4Quality,
-}
 
 
 # --------------------------------------------------------------------------------------------- writers
