@@ -17,8 +17,6 @@ optimises). Every completion is scored once, whatever the number of k values.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from octo.scoring import score as octo_score
@@ -31,11 +29,6 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     if n - c < k:
         return 1.0
     return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
-
-
-def pass_at_k_exact(n: int, c: int, k: int) -> float:
-    """The same quantity with exact binomials (a test oracle)."""
-    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
 
 
 class OctoScorer:
