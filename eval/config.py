@@ -23,16 +23,16 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from octo.assets import check_benchmarks
 from octo.config import ConfigError, StrictModel, key_lines, load_raw, parse_config
+from octo.sources import EvalSource
 from octo.templates import EVAL_TEMPLATES
 
 PromptStyle = Literal[EVAL_TEMPLATES]  # the octo.templates registry (shared with RL)
 MetricName = Literal["boxed", "boxed_lenient", "number", "latex", "letter"]
-Source = Literal["benchmark", "jsonl", "gsm8k_offline", "reasoning_gym"]
 
 
 class TaskConfig(StrictModel):
     name: str = Field(description="label in results.json and the details file name")
-    source: Source = "benchmark"
+    source: EvalSource = "benchmark"  # the names are octo.sources's, shared with the corpus and RL
     benchmark: str | None = Field(
         None,
         validate_default=True,  # the default (the task's name) is checked too

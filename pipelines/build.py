@@ -32,6 +32,7 @@ from pathlib import Path
 from octo.config import ConfigError
 from octo.manifest import PROJECT_ROOT, read_manifest, write_manifest
 from octo.procs import LOCK_NAME, child_preexec, pool_initializer, run_lock
+from octo.sources import FILE_SOURCES
 from pipelines.layout import (
     decont_index_folder,
     digest,
@@ -736,7 +737,7 @@ def _build(recipe: CorpusRecipe, executor: str, wait: bool, out: Path, started: 
     counts = finalize(
         recipe, out, stages, executor=executor, stage_seconds=seconds, wall_s=time.time() - started
     )
-    inputs = {s.name: local_or_remote(s.path) for s in recipe.sources if s.type in ("jsonl", "parquet")}
+    inputs = {s.name: local_or_remote(s.path) for s in recipe.sources if s.type in FILE_SOURCES}
     if recipe.tokenize.tokenizer:
         inputs["tokenizer"] = str(tokenizer_file(recipe.tokenize.tokenizer))
     write_manifest(out, stage="corpus", config=recipe, inputs=inputs, counts=counts, started=started,

@@ -16,6 +16,18 @@ from pydantic import Field, field_validator, model_validator
 
 from octo.assets import check_benchmarks
 from octo.config import ConfigError, StrictModel, load_config
+from octo.sources import (
+    ARITHMETIC,
+    CHAMP_PROBLEMS,
+    CHAMP_SOLUTIONS,
+    CORPUS_OFFLINE_SOURCES,
+    GSM8K_OFFLINE,
+    HUB,
+    JSONL,
+    PARQUET,
+    REASONING_GYM,
+    WIKI,
+)
 
 __all__ = ["CorpusRecipe", "load_recipe", "RESERVED_SEEDS"]
 
@@ -53,7 +65,7 @@ class SourceBase(StrictModel):
 
 
 class JsonlSource(SourceBase):
-    type: Literal["jsonl"]
+    type: Literal[JSONL]
     path: str = Field(description="a folder (read recursively) or one file; .gz/.zst are decompressed")
     glob: str | None = Field(None, description="glob of files inside `path`, e.g. '*.jsonl.gz'")
     compression: Literal["infer", "gzip", "zstd"] | None = "infer"
@@ -61,14 +73,14 @@ class JsonlSource(SourceBase):
 
 
 class ParquetSource(SourceBase):
-    type: Literal["parquet"]
+    type: Literal[PARQUET]
     path: str
     glob: str | None = None
     id_key: str = "id"
 
 
 class HubSource(SourceBase):
-    type: Literal["hf"]
+    type: Literal[HUB]
     dataset: str = Field(description="datasets.load_dataset path: a hub name, or a builder like 'json'")
     subset: str | None = None
     split: str = "train"
@@ -78,7 +90,7 @@ class HubSource(SourceBase):
 
 
 class WikiSource(SourceBase):
-    type: Literal["wiki"]
+    type: Literal[WIKI]
     topic: str | None = None
     exclude_topic: str | None = None
     hash_range: tuple[float, float] = Field(
@@ -89,16 +101,16 @@ class WikiSource(SourceBase):
 
 
 class ChampSource(SourceBase):
-    type: Literal["champ_problems", "champ_solutions"]
+    type: Literal[CHAMP_PROBLEMS, CHAMP_SOLUTIONS]
     size: int | None = Field(None, description="champ_solutions: at most this many model solutions")
 
 
 class Gsm8kSource(SourceBase):
-    type: Literal["gsm8k"]
+    type: Literal[GSM8K_OFFLINE]
 
 
 class ReasoningGymSource(SourceBase):
-    type: Literal["reasoning_gym"]
+    type: Literal[REASONING_GYM]
     generator: str
     size: int = Field(gt=0)
     seed: int
@@ -135,7 +147,7 @@ class ArithmeticSource(SourceBase):
     """reasoning-gym basic_arithmetic problems with left-to-right working: records have question, answer,
     expression, steps, solution ("<steps>. The answer is \\boxed{a}.") and prose (one of five explanations)."""
 
-    type: Literal["arithmetic"]
+    type: Literal[ARITHMETIC]
     size: int = Field(gt=0)
     seed: int = Field(description="part i of `mix` draws its problems with seed + i")
     mix: list[ArithmeticPart] = Field(min_length=1)
@@ -163,7 +175,7 @@ Source = Annotated[
     ],
     Field(discriminator="type"),
 ]
-OFFLINE_TYPES = ("wiki", "champ_problems", "champ_solutions", "gsm8k", "reasoning_gym", "arithmetic")
+OFFLINE_TYPES = CORPUS_OFFLINE_SOURCES  # the source names are octo.sources's, shared with RL and evaluation
 
 
 # ------------------------------------------------------------------------------------------------ filters

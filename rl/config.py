@@ -13,6 +13,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from octo.assets import check_benchmarks
 from octo.config import StrictModel, load_config
+from octo.sources import RLSource
 from octo.templates import RL_STOP_STRINGS, RL_TEMPLATES
 from octo.tracking import TrackingConfig
 
@@ -22,7 +23,7 @@ DEFAULT_STOP_STRINGS = list(RL_STOP_STRINGS)  # the templates' own (octo.templat
 class ItemSource(StrictModel):
     """Where problems come from: {id, question, answer} items, for RL prompts or validation."""
 
-    source: Literal["jsonl", "parquet", "hub", "reasoning_gym", "benchmark"] = "reasoning_gym"
+    source: RLSource = "reasoning_gym"  # the names are octo.sources's, shared with the corpus and evaluation
     path: str | None = Field(None, description="jsonl/parquet: the file")
     dataset: str | None = Field(
         None,

@@ -11,6 +11,7 @@ import re
 import unicodedata
 from pathlib import Path
 
+from octo import sources
 from octo.assets import MissingAssetError, benchmark_items, last_boxed, reasoning_gym_items
 from octo.errors import InputError, MissingInputError
 from octo.jsonl import read_jsonl
@@ -53,15 +54,15 @@ def _to_item(row: dict, index: int, where: str, src: ItemSource) -> dict:
 
 def load_items(src: ItemSource, seed_offset: int = 0) -> list[dict]:
     """The items of one source as [{id, question, answer}] (``seed_offset`` shifts the reasoning-gym seed)."""
-    if src.source in ("jsonl", "parquet"):
+    if src.source in sources.FILE_SOURCES:
         rows = _rows_from_file(Path(src.path), src.source)
         items = [_to_item(r, i, src.path, src) for i, r in enumerate(rows)]
-    elif src.source == "reasoning_gym":
+    elif src.source == sources.REASONING_GYM:
         items = [
             {"id": x["id"], "question": x["question"], "answer": x["answer"]}
             for x in reasoning_gym_items(src.dataset, src.size, src.seed + seed_offset, **src.options)
         ]
-    elif src.source == "benchmark":
+    elif src.source == sources.BENCHMARK:
         items = [{k: x[k] for k in ("id", "question", "answer")} for x in benchmark_items(src.dataset)]
     else:
         items = _hub_items(src)

@@ -106,3 +106,21 @@ def test_the_demo_itself_passes_the_same_dry_run(tmp_path, capsys, benchmarks_ro
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(study))
     assert main(["study", "run", str(path), "--dry-run"]) == 0
+
+
+def test_corpus_rl_and_eval_use_the_one_source_vocabulary():
+    import typing
+
+    from eval.config import TaskConfig
+    from octo import sources
+    from pipelines.recipe import CorpusRecipe
+    from rl.config import ItemSource
+
+    (annotated,) = typing.get_args(CorpusRecipe.model_fields["sources"].annotation)  # list[Annotated[Union]]
+    models = typing.get_args(typing.get_args(annotated)[0])
+    corpus = {value for model in models for value in typing.get_args(model.model_fields["type"].annotation)}
+    rl = set(typing.get_args(ItemSource.model_fields["source"].annotation))
+    evaluation = set(typing.get_args(TaskConfig.model_fields["source"].annotation))
+    assert corpus and rl and evaluation
+    assert corpus | rl | evaluation <= set(sources.SOURCES)
+    assert "hub" in corpus & rl and "reasoning_gym" in corpus & rl & evaluation and "hf" not in corpus
