@@ -45,6 +45,7 @@ from datatrove.utils.logging import logger
 from datatrove.utils.word_tokenizers import WordTokenizer, load_word_tokenizer
 
 from octo.errors import ConfigError
+from octo.registry import registrar
 from pipelines.sources import FormatError, Formatter, offline_records
 
 INTERNAL_KEYS = ("dedup_group",)  # metadata used between stages, removed before the final documents
@@ -423,16 +424,7 @@ class MetadataThresholdFilter(_SourceScope, BaseFilter):
 QUALITY_FILTERS: dict[
     str, type
 ] = {}  # filters.quality[].name -> its step; recipes are checked against it on load
-
-
-def quality_filter(name: str):
-    """Register a quality heuristic under the name a recipe gives in ``filters.quality[].name``."""
-
-    def register(cls: type) -> type:
-        QUALITY_FILTERS[name] = cls
-        return cls
-
-    return register
+quality_filter = registrar(QUALITY_FILTERS)  # @quality_filter("name") registers a quality heuristic
 
 
 @quality_filter("gopher_quality")
