@@ -19,20 +19,24 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from octo.assets import check_benchmarks
 from octo.config import ConfigError, StrictModel, key_lines, load_raw, parse_config
+from octo.sources import EvalSource
+from octo.templates import EVAL_TEMPLATES
 
-PromptStyle = Literal["qa", "qa_boxed", "minerva", "mc", "orz", "custom"]
+PromptStyle = Literal[EVAL_TEMPLATES]  # the octo.templates registry (shared with RL)
 MetricName = Literal["boxed", "boxed_lenient", "number", "latex", "letter"]
-Source = Literal["benchmark", "jsonl", "gsm8k_offline", "reasoning_gym"]
 
 
 class TaskConfig(StrictModel):
     name: str = Field(description="label in results.json and the details file name")
-    source: Source = "benchmark"
+    source: EvalSource = "benchmark"  # the names are octo.sources's, shared with the corpus and RL
     benchmark: str | None = Field(
-        None, description="source=benchmark: a name known to octo.assets (default: name)"
+        None,
+        validate_default=True,  # the default (the task's name) is checked too
+        description="source=benchmark: a name known to octo.assets (default: name)",
     )
     path: str | None = Field(None, description="source=jsonl: a file of {question, answer, solution?} rows")
     fewshot_path: str | None = Field(
@@ -65,6 +69,13 @@ class TaskConfig(StrictModel):
     def _plain_name(cls, value: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9_\-]+", value):
             raise ValueError("task names use letters, digits, '_' and '-' only (they become file names)")
+        return value
+
+    @field_validator("benchmark")
+    @classmethod
+    def _known_benchmark(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("source") == "benchmark" and "name" in info.data:
+            check_benchmarks([value or info.data["name"]])
         return value
 
     @model_validator(mode="after")

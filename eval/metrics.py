@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from octo.passk import pass_at_k, pass_at_k_exact  # noqa: F401  (the one estimator; re-exported)
+from octo.passk import pass_at_k  # noqa: F401  (the one estimator; re-exported)
 from octo.scoring import score as octo_score
 
 

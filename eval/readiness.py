@@ -35,7 +35,6 @@ from .curves import (
     curve,
     is_number,
     resolve_curve_key,
-    rolling_mean_steps,
     series,
     start_final,
     window_stats,
@@ -95,11 +94,6 @@ class ReadinessOptions(StrictModel):
 
 # ------------------------------------------------------------------------------------------------- reading
 _is_number = is_number
-
-
-def rolling_mean(values: list[float], window: int) -> list[float]:
-    """Centred moving average (shorter windows at the ends), so a peak is reported at its own step."""
-    return rolling_mean_steps([float(i) for i in range(len(values))], values, window)
 
 
 def rl_summary(rows: list[dict], options: ReadinessOptions, curve_key: str | None = None) -> dict:
@@ -274,7 +268,7 @@ def discover_arms(study: Path, options: ReadinessOptions) -> list[str]:
         return list(options.arms)
     # A folder made by `octo study run` keeps the study's arm order (its manifest lists the arms).
     order = []
-    manifest = study / "study" / "manifest.json"
+    manifest = StudyLayout(study).study_manifest()
     if manifest.is_file():
         arms = (json.loads(manifest.read_text()).get("config") or {}).get("arms") or {}
         order = [arm for arm in arms if arm in found]

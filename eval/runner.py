@@ -91,67 +91,107 @@ def _received_length(received: list[int], full: list[int], pad_id: int | None) -
 def run_task(task, suite: SuiteConfig, backend, out_dir: Path) -> dict:
     """Evaluate one task with one lighteval Pipeline; write details/<task>.jsonl; return its result entry."""
     import transformers
-    from lighteval.logging.evaluation_tracker import EvaluationTracker
-    from lighteval.pipeline import ParallelismManager, Pipeline, PipelineParameters
 
     from . import tasks as T
-    from .metrics import build_metric, metric_names
 
     started = time.time()
     timing = {}
-    gen = suite.generation
+
+    def lap(name: str) -> None:  # seconds since the previous lap
+        timing[name] = time.time() - started - sum(timing.values())
+
     loaded = T.task_items(task, suite)
-    max_new_tokens = task.max_new_tokens or gen.max_new_tokens
+    max_new_tokens = task.max_new_tokens or suite.generation.max_new_tokens
     stop = T.stop_sequences(task)
     key = T.register_items(loaded)
-    module_name = f"octo_eval_tasks_{task.name}"
-    module = types.ModuleType(module_name)  # a fresh module holding just this task
-    module.OCTO_ONLY = True
-    module.TASKS_TABLE = [
-        T.lighteval_task_config(
-            task, key, build_metric(task.metric, gen.n, gen.ks()), max_new_tokens, bool(loaded.exemplars)
-        )
-    ]
     full_name = f"octo_{task.name}|{task.fewshot}"
-    timing["items"] = time.time() - started
+    lap("items")
     try:
-        params = PipelineParameters(
-            launcher_type=ParallelismManager.NONE,
-            custom_tasks_directory=module,
-            remove_reasoning_tags=False,  # score the raw completion, as the RL reward does
-        )
-        tracker = EvaluationTracker(output_dir=str(out_dir / ".lighteval"), save_details=False)
-        pipeline = Pipeline(
-            tasks=full_name,
-            pipeline_parameters=params,
-            evaluation_tracker=tracker,
-            **backend.pipeline_kwargs(),
-        )
-        backend.after_init(pipeline)
-        timing["pipeline_init"] = time.time() - started - sum(timing.values())
-        lm = pipeline.model
-        tokenizer = lm.tokenizer  # keep a reference: the Pipeline deletes it from the model when it finishes
-        prompts = {}
-        for doc in pipeline.documents_dict[full_name]:
-            text = lm.prompt_manager.prepare_prompt(doc)
-            prompts[doc.id] = (text, tokenizer(text, add_special_tokens=lm.add_special_tokens)["input_ids"])
-            doc.specific = {**(doc.specific or {}), "octo_prompt_tokens": len(prompts[doc.id][1])}
-        longest = max(len(ids) for _, ids in prompts.values())
-        if longest + max_new_tokens > lm.max_length:
-            raise ConfigError(
-                f"task {task.name}: the longest {task.fewshot}-shot prompt has {longest} tokens; with "
-                f"max_new_tokens={max_new_tokens} it exceeds the model context ({lm.max_length}). Lower fewshot or "
-                "max_new_tokens, or raise model.max_length if the model allows it (lighteval would cut the prompt)"
-            )
-        timing["prompt_check"] = time.time() - started - sum(timing.values())
+        pipeline = _lighteval_pipeline(task, suite, backend, out_dir, loaded, key, max_new_tokens)
+        lap("pipeline_init")
+        # keep a reference: the Pipeline deletes the tokenizer from the model when it finishes
+        tokenizer = pipeline.model.tokenizer
+        prompts = _prepare_prompts(pipeline, full_name, tokenizer)
+        _check_context(task, prompts, max_new_tokens, pipeline.model.max_length)
+        lap("prompt_check")
         transformers.set_seed(suite.seed)
         pipeline.evaluate()
-        timing["evaluate"] = time.time() - started - sum(timing.values())
+        lap("evaluate")
         aggregated = pipeline.get_results()["results"][full_name.replace("|", ":")]
         details = pipeline.get_details()[full_name]
     finally:
         T.release_items(key)
 
+    rows, truncated = _detail_rows(details, loaded, prompts, tokenizer, stop, max_new_tokens)
+    write_jsonl(out_dir / "details" / f"{task.name}.jsonl", rows)
+    lap("details")
+    if truncated:
+        raise RuntimeError(
+            f"task {task.name}: {truncated} prompts reached the model truncated (see {out_dir}/details/"
+            f"{task.name}.jsonl, prompt_tokens vs input_tokens); the scores would be wrong"
+        )
+    entry = _result_entry(task, suite, loaded, rows, aggregated, max_new_tokens, stop)
+    entry["truncated_prompts"] = truncated
+    entry["wall_s"] = round(time.time() - started, 3)
+    entry["timing_s"] = {k: round(v, 4) for k, v in timing.items()}
+    return entry
+
+
+def _lighteval_pipeline(
+    task, suite: SuiteConfig, backend, out_dir: Path, loaded, key: str, max_new_tokens: int
+):
+    """A lighteval Pipeline over a fresh module that holds just this task."""
+    from lighteval.logging.evaluation_tracker import EvaluationTracker
+    from lighteval.pipeline import ParallelismManager, Pipeline, PipelineParameters
+
+    from . import tasks as T
+    from .metrics import build_metric
+
+    gen = suite.generation
+    module = types.ModuleType(f"octo_eval_tasks_{task.name}")
+    module.OCTO_ONLY = True
+    metric = build_metric(task.metric, gen.n, gen.ks())
+    module.TASKS_TABLE = [T.lighteval_task_config(task, key, metric, max_new_tokens, bool(loaded.exemplars))]
+    params = PipelineParameters(
+        launcher_type=ParallelismManager.NONE,
+        custom_tasks_directory=module,
+        remove_reasoning_tags=False,  # score the raw completion, as the RL reward does
+    )
+    tracker = EvaluationTracker(output_dir=str(out_dir / ".lighteval"), save_details=False)
+    pipeline = Pipeline(
+        tasks=f"octo_{task.name}|{task.fewshot}",
+        pipeline_parameters=params,
+        evaluation_tracker=tracker,
+        **backend.pipeline_kwargs(),
+    )
+    backend.after_init(pipeline)
+    return pipeline
+
+
+def _prepare_prompts(pipeline, full_name: str, tokenizer) -> dict:
+    """doc id -> (full prompt text, its token ids); each doc records its prompt length for the scorer."""
+    lm = pipeline.model
+    prompts = {}
+    for doc in pipeline.documents_dict[full_name]:
+        text = lm.prompt_manager.prepare_prompt(doc)
+        prompts[doc.id] = (text, tokenizer(text, add_special_tokens=lm.add_special_tokens)["input_ids"])
+        doc.specific = {**(doc.specific or {}), "octo_prompt_tokens": len(prompts[doc.id][1])}
+    return prompts
+
+
+def _check_context(task, prompts: dict, max_new_tokens: int, max_length: int) -> None:
+    """Refuse before generating when the longest prompt plus the budget would not fit (lighteval would cut it)."""
+    longest = max(len(ids) for _, ids in prompts.values())
+    if longest + max_new_tokens > max_length:
+        raise ConfigError(
+            f"task {task.name}: the longest {task.fewshot}-shot prompt has {longest} tokens; with "
+            f"max_new_tokens={max_new_tokens} it exceeds the model context ({max_length}). Lower fewshot or "
+            "max_new_tokens, or raise model.max_length if the model allows it (lighteval would cut the prompt)"
+        )
+
+
+def _detail_rows(details, loaded, prompts: dict, tokenizer, stop: list[str], max_new_tokens: int):
+    """One row per item, in item order, and how many prompts reached the model truncated."""
     rows, truncated = [], 0
     pad_id = tokenizer.pad_token_id
     for detail in sorted(details, key=lambda d: int(d.doc.id)):
@@ -182,14 +222,20 @@ def run_task(task, suite: SuiteConfig, backend, out_dir: Path) -> dict:
                 "metrics": {k: float(v) for k, v in detail.metric.items()},
             }
         )
-    write_jsonl(out_dir / "details" / f"{task.name}.jsonl", rows)
-    timing["details"] = time.time() - started - sum(timing.values())
-    if truncated:
-        raise RuntimeError(
-            f"task {task.name}: {truncated} prompts reached the model truncated (see {out_dir}/details/"
-            f"{task.name}.jsonl, prompt_tokens vs input_tokens); the scores would be wrong"
-        )
+    return rows, truncated
 
+
+def _mean(values: list) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _result_entry(
+    task, suite: SuiteConfig, loaded, rows: list[dict], aggregated: dict, max_new_tokens, stop
+) -> dict:
+    """The task's entry in results.json: its settings, scores and completion-length figures."""
+    from .metrics import metric_names
+
+    gen = suite.generation
     names = metric_names(gen.n, gen.ks())
     scores = {
         name: {
@@ -201,7 +247,6 @@ def run_task(task, suite: SuiteConfig, backend, out_dir: Path) -> dict:
     main = names[0] if gen.n == 1 else f"mean@{gen.n}"
     lengths = [t for r in rows for t in r["completion_tokens"]]
     correct_lengths = [t for r in rows for t, c in zip(r["completion_tokens"], r["correct"]) if c]
-    clipped = [c for r in rows for c in r["clipped"]]
     return {
         "source": task.source,
         "benchmark": task.benchmark or (task.name if task.source == "benchmark" else None),
@@ -219,15 +264,10 @@ def run_task(task, suite: SuiteConfig, backend, out_dir: Path) -> dict:
         "score": scores[main]["value"],
         "stderr": scores[main]["stderr"],
         "scores": scores,
-        "mean_completion_tokens": sum(lengths) / len(lengths) if lengths else None,
-        "mean_correct_completion_tokens": sum(correct_lengths) / len(correct_lengths)
-        if correct_lengths
-        else None,
-        "clip_ratio": sum(clipped) / len(clipped) if clipped else None,
+        "mean_completion_tokens": _mean(lengths),
+        "mean_correct_completion_tokens": _mean(correct_lengths),
+        "clip_ratio": _mean([c for r in rows for c in r["clipped"]]),
         "max_prompt_tokens": max(r["prompt_tokens"] for r in rows),
-        "truncated_prompts": truncated,
-        "wall_s": round(time.time() - started, 3),
-        "timing_s": {k: round(v, 4) for k, v in timing.items()},
     }
 
 

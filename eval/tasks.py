@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from octo import assets, templates
+from octo import assets, sources, templates
 from octo.config import ConfigError
 from octo.jsonl import read_jsonl
 
@@ -74,16 +74,16 @@ def _jsonl_items(path: str, label: str) -> list[dict]:
 
 
 def source_items(task: TaskConfig, suite: SuiteConfig) -> list[dict]:
-    if task.source == "benchmark":
+    if task.source == sources.BENCHMARK:
         name = task.benchmark or task.name
         if name not in assets.BENCHMARKS:
             raise ConfigError(
                 f"task {task.name}: unknown benchmark '{name}' (known: {', '.join(sorted(assets.BENCHMARKS))})"
             )
         return assets.benchmark_items(name, source=suite.benchmark_source, root=suite.benchmarks_dir)
-    if task.source == "jsonl":
+    if task.source == sources.JSONL:
         return _jsonl_items(task.path, task.name)
-    if task.source == "gsm8k_offline":
+    if task.source == sources.GSM8K_OFFLINE:
         return assets.gsm8k_offline()
     items = assets.reasoning_gym_items(task.generator, task.size, seed=task.seed, **task.options)
     return [_generated_solution(x) for x in items]
@@ -93,12 +93,12 @@ def _fewshot_pool(task: TaskConfig, items: list[dict]) -> tuple[list[dict], list
     """(exemplars, remaining items). Held-out exemplars must carry a short solution (not needed for mc)."""
     if task.fewshot == 0:
         return [], items
-    if task.source == "reasoning_gym" and task.fewshot_seed is not None:
+    if task.source == sources.REASONING_GYM and task.fewshot_seed is not None:
         generated = assets.reasoning_gym_items(
             task.generator, task.fewshot, seed=task.fewshot_seed, **task.options
         )
         return [_generated_solution(x) for x in generated], items
-    if task.source == "jsonl" and task.fewshot_path:
+    if task.source == sources.JSONL and task.fewshot_path:
         return _jsonl_items(task.fewshot_path, task.name)[: task.fewshot], items
     needs_solution = task.prompt != "mc"
     chosen = [

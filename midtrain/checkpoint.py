@@ -14,31 +14,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from octo.checkpoints import CHECKPOINTS, MIDTRAIN, complete_checkpoints
+from octo.checkpoints import latest_checkpoint as octo_latest_checkpoint
 from octo.jsonl import read_jsonl
 
 STATE = "trainer_state"
 
 
 def checkpoints_dir(run_dir: str | Path) -> Path:
-    return Path(run_dir) / "checkpoints"
+    return Path(run_dir) / CHECKPOINTS
 
 
 def list_checkpoints(run_dir: str | Path) -> list[Path]:
-    """Complete checkpoints of a run, oldest first."""
-    root = checkpoints_dir(run_dir)
-    if not root.is_dir():
-        return []
-    found = []
-    for path in root.glob("step-*"):
-        suffix = path.name.removeprefix("step-")
-        if suffix.isdigit() and (path / STATE / "state.json").is_file():
-            found.append((int(suffix), path))
-    return [p for _, p in sorted(found)]
+    """Complete checkpoints of a run, oldest first (naming and discovery: octo.checkpoints)."""
+    return complete_checkpoints(checkpoints_dir(run_dir), MIDTRAIN)
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    found = list_checkpoints(run_dir)
-    return found[-1] if found else None
+    return octo_latest_checkpoint(checkpoints_dir(run_dir), MIDTRAIN)
 
 
 def read_state(ckpt: Path) -> dict:
@@ -50,7 +43,7 @@ def find_branch_checkpoint(run_dir: Path, at_step: int | None) -> Path | None:
     found = list_checkpoints(run_dir)
     if at_step is None:
         return found[-1] if found else None
-    wanted = checkpoints_dir(run_dir) / f"step-{at_step}"
+    wanted = checkpoints_dir(run_dir) / MIDTRAIN.name(at_step)
     return wanted if wanted in found else None
 
 
@@ -72,8 +65,8 @@ def set_rng_state(state: dict) -> None:
 def save_checkpoint(run_dir: Path, step: int, *, model, tokenizer, optimizer, state: dict, keep: int) -> Path:
     """Write ``checkpoints/step-<step>`` atomically and drop all but the ``keep`` most recent."""
     root = checkpoints_dir(run_dir)
-    final = root / f"step-{step}"
-    tmp = root / f"step-{step}.tmp"
+    final = root / MIDTRAIN.name(step)
+    tmp = root / f"{MIDTRAIN.name(step)}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
@@ -97,7 +90,7 @@ def load_trainer_state(ckpt: Path) -> tuple[dict, dict, dict]:
 
 def clean_partial(run_dir: Path) -> None:
     """Remove ``*.tmp`` checkpoints left by a run killed while saving."""
-    for tmp in checkpoints_dir(run_dir).glob("step-*.tmp"):
+    for tmp in checkpoints_dir(run_dir).glob(f"{MIDTRAIN.prefix}-*.tmp"):
         shutil.rmtree(tmp, ignore_errors=True)
 
 

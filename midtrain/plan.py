@@ -14,6 +14,7 @@ from pathlib import Path
 from midtrain.checkpoint import find_branch_checkpoint, list_checkpoints
 from midtrain.config import MidtrainConfig
 from midtrain.schedule import lr_at
+from octo.checkpoints import MIDTRAIN
 from octo.config import ConfigError
 
 
@@ -131,7 +132,7 @@ def branch_start(config: MidtrainConfig) -> tuple[int, Path | None]:
             "to plan the branch before its parent has run"
         )
     kept = [p.name for p in list_checkpoints(config.branch.from_run)]
-    if kept and int(kept[-1].removeprefix("step-")) >= step:
+    if kept and MIDTRAIN.step_of(kept[-1]) >= step:
         raise ConfigError(
             f"branch.at_tokens: {config.branch.from_run} has no checkpoint at step {step} (kept: {', '.join(kept)}); "
             "keep it with the parent's train.checkpoint_every / keep_checkpoints"

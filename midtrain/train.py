@@ -35,6 +35,7 @@ from midtrain.data import Mixture, find_shards, open_sources
 from midtrain.plan import Plan, branch_start, make_plan
 from midtrain.plot import plot_metrics
 from midtrain.schedule import lr_at
+from octo.checkpoints import FINAL
 from octo.config import ConfigError, dump_config, load_raw
 from octo.errors import StageError
 from octo.jsonl import append_jsonl, read_jsonl, write_jsonl
@@ -148,7 +149,7 @@ def check_same_run(out: Path, config: MidtrainConfig) -> None:
 def run(config: MidtrainConfig) -> Path:
     """Train as configured and return the ``final/`` HF folder; a finished run returns at once, a broken one resumes."""
     out = Path(config.output_dir)
-    final_dir = out / "final"
+    final_dir = out / FINAL
     if is_complete(out, config) and (final_dir / "config.json").is_file():
         log(f"{config.name}: already complete -> {final_dir}")
         return final_dir
@@ -290,7 +291,7 @@ def _train(config: MidtrainConfig, accelerator, out: Path, started: float) -> Pa
                        counts=_counts(plan, mixture, sources, rows, train_s), started=started)  # fmt: skip
         log(f"{config.name}: done in {time.time() - started:.0f} s -> {out / 'final'}")
     accelerator.wait_for_everyone()
-    return out / "final"
+    return out / FINAL
 
 
 @dataclass
@@ -400,7 +401,7 @@ class Loop:
 
 def _write_final(config: MidtrainConfig, out: Path, model, tokenizer) -> None:
     """final/: the HF folder the RL and eval stages load, written beside and renamed into place."""
-    tmp, final_dir = out / "final.tmp", out / "final"
+    tmp, final_dir = out / f"{FINAL}.tmp", out / FINAL
     if config.model.save_dtype == "bfloat16":
         model = model.to(torch.bfloat16)
     model.save_pretrained(tmp)

@@ -48,6 +48,7 @@ __all__ = [
     "benchmarks_dir",
     "benchmark_items",
     "BENCHMARKS",
+    "check_benchmarks",
     "last_boxed",
 ]
 
@@ -355,6 +356,14 @@ BENCHMARKS: dict[str, tuple[str, str | None, str]] = {
     "asdiv": ("EleutherAI/asdiv", None, "validation"),
     "mawps": ("MU-NLPC/Calc-mawps", None, "test"),
 }
+
+
+def check_benchmarks(names: list[str]) -> list[str]:
+    """Config validators call this, so a misspelt benchmark fails when the config loads (pydantic names the field)."""
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        raise ValueError(f"unknown benchmarks {unknown}; known: {', '.join(sorted(BENCHMARKS))}")
+    return names
 
 
 def benchmarks_dir(explicit: str | Path | None = None) -> Path | None:

@@ -3,8 +3,6 @@ readiness probe, so both report the same number for the same completions."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 
@@ -15,8 +13,3 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     if n - c < k:
         return 1.0
     return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
-
-
-def pass_at_k_exact(n: int, c: int, k: int) -> float:
-    """The same quantity with exact binomials (a test oracle)."""
-    return 1.0 - math.comb(n - c, k) / math.comb(n, k)

@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 import unicodedata
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -60,9 +60,6 @@ class Verdict:
     n_boxed: int  # how many \boxed{} the text holds
     boxed_first: bool  # the answer is boxed before any reasoning
     repetitive: bool  # a 5+ character chunk repeated 5+ times in a row
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 # ------------------------------------------------------------------------------------------- scanning

@@ -55,6 +55,8 @@ TEMPLATES: dict[str, Template] = {
     )
 }
 RL_TEMPLATES = ("qa", "orz", "chat")  # what an RL run may train with (rl.config.TemplateConfig.name)
+# what an evaluation task may name (eval.config prompt); "chat" goes through lighteval's chat-template path instead
+EVAL_TEMPLATES = tuple(name for name in TEMPLATES if name != "chat")
 
 
 def get(name: str) -> Template:

@@ -76,10 +76,6 @@ class Tracker:
             for sink in self.sinks:
                 sink.log(values, step)
 
-    def log_rows(self, rows) -> None:
-        for row in rows:
-            self.log(row)
-
     def finish(self) -> None:
         for sink in self.sinks:
             sink.finish()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from octo.config import ConfigError
+from octo.sources import FILE_SOURCES, HUB, JSONL
 from pipelines import steps
 from pipelines.recipe import OFFLINE_TYPES, resolve_path
 from pipelines.sources import Formatter
@@ -19,18 +20,18 @@ def make_reader(source, rejects_folder=None, dedup_group: str | None = None):
     formatter = Formatter(source.resolved_template, source.fields, source.constants)
     fmt = source.format
     id_key = getattr(source, "id_key", "id")
-    if source.type in ("jsonl", "parquet"):
+    if source.type in FILE_SOURCES:
         path = local_or_remote(source.path)
         folder, glob = path, source.glob
         if "://" not in path and Path(path).is_file():
             folder, glob = str(Path(path).parent), Path(path).name
-        if source.type == "jsonl":
+        if source.type == JSONL:
             reader = steps.SourceJsonlReader(
                 folder, glob_pattern=glob, compression=source.compression, limit=source.limit
             )
         else:
             reader = steps.SourceParquetReader(folder, glob_pattern=glob, limit=source.limit)
-    elif source.type == "hf":
+    elif source.type == HUB:
         options = {"split": source.split, **source.load_options}
         if source.subset:
             options["name"] = source.subset

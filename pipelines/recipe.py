@@ -10,11 +10,24 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, NamedTuple, Union
 
 from pydantic import Field, field_validator, model_validator
 
+from octo.assets import check_benchmarks
 from octo.config import ConfigError, StrictModel, load_config
+from octo.sources import (
+    ARITHMETIC,
+    CHAMP_PROBLEMS,
+    CHAMP_SOLUTIONS,
+    CORPUS_OFFLINE_SOURCES,
+    GSM8K_OFFLINE,
+    HUB,
+    JSONL,
+    PARQUET,
+    REASONING_GYM,
+    WIKI,
+)
 
 __all__ = ["CorpusRecipe", "load_recipe", "RESERVED_SEEDS"]
 
@@ -52,7 +65,7 @@ class SourceBase(StrictModel):
 
 
 class JsonlSource(SourceBase):
-    type: Literal["jsonl"]
+    type: Literal[JSONL]
     path: str = Field(description="a folder (read recursively) or one file; .gz/.zst are decompressed")
     glob: str | None = Field(None, description="glob of files inside `path`, e.g. '*.jsonl.gz'")
     compression: Literal["infer", "gzip", "zstd"] | None = "infer"
@@ -60,14 +73,14 @@ class JsonlSource(SourceBase):
 
 
 class ParquetSource(SourceBase):
-    type: Literal["parquet"]
+    type: Literal[PARQUET]
     path: str
     glob: str | None = None
     id_key: str = "id"
 
 
 class HubSource(SourceBase):
-    type: Literal["hf"]
+    type: Literal[HUB]
     dataset: str = Field(description="datasets.load_dataset path: a hub name, or a builder like 'json'")
     subset: str | None = None
     split: str = "train"
@@ -77,7 +90,7 @@ class HubSource(SourceBase):
 
 
 class WikiSource(SourceBase):
-    type: Literal["wiki"]
+    type: Literal[WIKI]
     topic: str | None = None
     exclude_topic: str | None = None
     hash_range: tuple[float, float] = Field(
@@ -88,16 +101,16 @@ class WikiSource(SourceBase):
 
 
 class ChampSource(SourceBase):
-    type: Literal["champ_problems", "champ_solutions"]
+    type: Literal[CHAMP_PROBLEMS, CHAMP_SOLUTIONS]
     size: int | None = Field(None, description="champ_solutions: at most this many model solutions")
 
 
 class Gsm8kSource(SourceBase):
-    type: Literal["gsm8k"]
+    type: Literal[GSM8K_OFFLINE]
 
 
 class ReasoningGymSource(SourceBase):
-    type: Literal["reasoning_gym"]
+    type: Literal[REASONING_GYM]
     generator: str
     size: int = Field(gt=0)
     seed: int
@@ -134,7 +147,7 @@ class ArithmeticSource(SourceBase):
     """reasoning-gym basic_arithmetic problems with left-to-right working: records have question, answer,
     expression, steps, solution ("<steps>. The answer is \\boxed{a}.") and prose (one of five explanations)."""
 
-    type: Literal["arithmetic"]
+    type: Literal[ARITHMETIC]
     size: int = Field(gt=0)
     seed: int = Field(description="part i of `mix` draws its problems with seed + i")
     mix: list[ArithmeticPart] = Field(min_length=1)
@@ -162,14 +175,22 @@ Source = Annotated[
     ],
     Field(discriminator="type"),
 ]
-OFFLINE_TYPES = ("wiki", "champ_problems", "champ_solutions", "gsm8k", "reasoning_gym", "arithmetic")
+OFFLINE_TYPES = CORPUS_OFFLINE_SOURCES  # the source names are octo.sources's, shared with RL and evaluation
 
 
 # ------------------------------------------------------------------------------------------------ filters
+# A filter is its settings model and the datatrove step it builds, side by side: ``step()`` turns the settings
+# into the step (pipelines.steps, imported lazily: datatrove is heavy). Adding one: docs/extending.md.
 class Scoped(StrictModel):
     apply_to: list[str] | None = Field(
         None, description="only these sources (others pass through); null: all"
     )
+
+
+class PlannedFilter(NamedTuple):
+    label: str  # the step's name in the plan and the report, "filter:<what>"
+    step: Any  # a pipelines.steps filter
+    dropped_folder: str  # under dropped/
 
 
 class LanguageFilterConfig(Scoped):
@@ -182,6 +203,13 @@ class LanguageFilterConfig(Scoped):
     languages: list[str] = Field(default_factory=lambda: ["en"])
     threshold: float = Field(0.65, ge=0, le=1)
 
+    def step(self, field: str, words) -> PlannedFilter:
+        from pipelines import steps
+
+        model = str(check_exists(self.model, f"{field}.model")) if self.model else None
+        step = steps.ScopedLanguageFilter(self.languages, self.threshold, model)
+        return PlannedFilter("filter:language", step, "language")
+
 
 class MetadataFilterConfig(Scoped):
     key: str = Field(
@@ -190,12 +218,39 @@ class MetadataFilterConfig(Scoped):
     min: float | None = None
     max: float | None = None
 
+    def step(self, field: str, words) -> PlannedFilter:
+        from pipelines import steps
+
+        step = steps.MetadataThresholdFilter(self.key, self.min, self.max)
+        return PlannedFilter(f"filter:{self.key}", step, f"metadata_{self.key}")
+
 
 class QualityFilterConfig(Scoped):
-    name: Literal["gopher_quality", "gopher_repetition", "fineweb_quality", "c4_quality"]
+    name: str = Field(
+        description="a datatrove quality heuristic registered in pipelines.steps.QUALITY_FILTERS: gopher_quality, "
+        "gopher_repetition, fineweb_quality, c4_quality"
+    )
     options: dict[str, Any] = Field(
         default_factory=dict, description="keyword arguments of the datatrove filter"
     )
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        from pipelines.steps import QUALITY_FILTERS  # datatrove: heavy, so only when a recipe has one
+
+        if name not in QUALITY_FILTERS:
+            raise ValueError(f"unknown quality filter '{name}'; known: {', '.join(sorted(QUALITY_FILTERS))}")
+        return name
+
+    def step(self, field: str, words) -> PlannedFilter:
+        from pipelines import steps
+
+        try:
+            step = steps.QUALITY_FILTERS[self.name](**{"language": words, **self.options})
+        except TypeError as exc:
+            raise ConfigError(f"{field}.options: {exc}") from None
+        return PlannedFilter(f"filter:{self.name}", step, f"quality_{self.name}")
 
 
 class MathFilterConfig(Scoped):
@@ -206,6 +261,14 @@ class MathFilterConfig(Scoped):
     label: str = "math"
     threshold: float = Field(0.5, ge=0, le=1, description="keep documents with P(label) >= threshold")
 
+    def step(self, field: str, words) -> PlannedFilter:
+        from pipelines import steps
+
+        model = str(check_exists(self.model, f"{field}.model"))
+        return PlannedFilter(
+            "filter:math", steps.MathClassifierFilter(model, self.label, self.threshold), "math"
+        )
+
 
 class FiltersConfig(StrictModel):
     """Applied in this order: language, metadata thresholds, quality heuristics, math classifier."""
@@ -214,6 +277,17 @@ class FiltersConfig(StrictModel):
     metadata: list[MetadataFilterConfig] = Field(default_factory=list)
     quality: list[QualityFilterConfig] = Field(default_factory=list)
     math: MathFilterConfig | None = None
+
+    def in_order(self) -> list[tuple[str, Scoped]]:
+        """(dotted field, settings) of every configured filter, in the order they run."""
+        found = []
+        for name in type(self).model_fields:  # declaration order is run order
+            value = getattr(self, name)
+            if isinstance(value, list):
+                found += [(f"filters.{name}.{i}", item) for i, item in enumerate(value)]
+            elif value is not None:
+                found.append((f"filters.{name}", value))
+        return found
 
 
 # ----------------------------------------------------------------------------------- dedup / decont
@@ -256,12 +330,7 @@ class DecontConfig(StrictModel):
     @field_validator("benchmarks")
     @classmethod
     def _known(cls, names: list[str]) -> list[str]:
-        from octo.assets import BENCHMARKS
-
-        unknown = [n for n in names if n not in BENCHMARKS]
-        if unknown:
-            raise ValueError(f"unknown benchmarks {unknown}; known: {', '.join(sorted(BENCHMARKS))}")
-        return names
+        return check_benchmarks(names)
 
 
 # ----------------------------------------------------------------------------------------- tokenize

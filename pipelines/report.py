@@ -104,56 +104,11 @@ def _step_row(stage: str, step: dict) -> dict:
 
 
 def collect(recipe, out: Path, stages) -> dict:
-
+    """stats.json's content: per-source accounting, per-step rows and one section per optional feature."""
     paths = layout(out)
     sources = {s.name: Counter() for s in recipe.sources}
-    steps, malformed_reasons = [], Counter()
-    tokens = {"total": 0, "by_source": Counter(), "docs_by_source": Counter()}
-    for stage in stages:
-        for step in merged_stage_stats(stage_dir(out, stage), stage):
-            label, s = step["label"], step["stats"]
-            if stage.name == "decont_index":
-                continue
-            if label.startswith("read:") and label[5:] in sources:
-                name = label[5:]
-                read, bad = (
-                    _by_prefix(s, "read_source/").get(name, 0),
-                    _by_prefix(s, "malformed_source/").get(name, 0),
-                )
-                sources[name]["input"] += read + bad
-                sources[name]["malformed"] += bad
-                reasons = _by_prefix(s, "malformed/")
-                malformed_reasons.update(reasons)
-                steps.append({"stage": stage.name, "step": label, "in": read + bad, "kept": read, "dropped": bad,
-                              "dropped_by_reason": reasons, "dropped_by_source": {name: bad} if bad else {},
-                              "seconds": round(step["seconds"], 3)})  # fmt: skip
-            elif label.startswith("filter:"):
-                row = _step_row(stage.name, step)
-                steps.append(row)
-                for name, n in row["dropped_by_source"].items():
-                    sources.setdefault(name, Counter())[f"dropped:{label[7:]}"] += n
-            elif label == "count:kept":
-                for name, n in _by_prefix(s, "kept_source/").items():
-                    sources.setdefault(name, Counter())["kept"] += n
-            elif label == "tokenize":
-                tokens["total"] += total(s.get("tokens", 0))
-                tokens["by_source"].update(_by_prefix(s, "tokens_source/"))
-                tokens["docs_by_source"].update(_by_prefix(s, "docs_source/"))
-    per_source = {}
-    for name, c in sources.items():
-        dropped = {k.split(":", 1)[1]: v for k, v in c.items() if k.startswith("dropped:")}
-        accounted = c["malformed"] + sum(dropped.values()) + c["kept"]
-        per_source[name] = {
-            "input": int(c["input"]),
-            "malformed": int(c["malformed"]),
-            "dropped": {k: int(v) for k, v in dropped.items()},
-            "kept": int(c["kept"]),
-            "tokens": int(tokens["by_source"].get(name, 0)),
-            "unaccounted": int(c["input"] - accounted),
-        }
-    malformed_rows = (
-        _read_rows(paths["malformed"], MAX_MALFORMED_EXAMPLES) if paths["malformed"].is_dir() else []
-    )
+    steps, malformed_reasons, tokens = _count_steps(out, stages, sources)
+    per_source = _per_source(sources, tokens)
     totals = {
         "input": sum(v["input"] for v in per_source.values()),
         "malformed": sum(v["malformed"] for v in per_source.values()),
@@ -162,6 +117,9 @@ def collect(recipe, out: Path, stages) -> dict:
         "tokens": int(tokens["total"]),
     }
     totals["balanced"] = all(v["unaccounted"] == 0 for v in per_source.values())
+    malformed_rows = (
+        _read_rows(paths["malformed"], MAX_MALFORMED_EXAMPLES) if paths["malformed"].is_dir() else []
+    )
     result = {
         "recipe": recipe.name,
         "totals": totals,
@@ -175,25 +133,7 @@ def collect(recipe, out: Path, stages) -> dict:
         },
     }
     if recipe.decont is not None:
-        index_stats = decont_index_folder(recipe) / "index_stats.json"
-        decont_index = json.loads(index_stats.read_text()) if index_stats.is_file() else {}
-        decont_step = next((r for r in steps if r["step"] == "filter:decont"), {})
-        hits = decont_step.get("contaminated_by_benchmark", {})
-        examples = _decont_examples(paths["dropped"] / "decont", recipe.decont.examples)
-        result["decont"] = {
-            "n_grams": recipe.decont.n_grams,
-            "index": str(decont_index_folder(recipe)),
-            "benchmarks": {
-                task: {
-                    "items": int(c["items"]),
-                    "too_short_to_match": int(c["too_short"]),
-                    "ngram_hashes": int(c["hashes"]),
-                    "hits": int(hits.get(task, 0)),
-                    "examples": examples.get(task, []),
-                }  # fmt: skip
-                for task, c in sorted(decont_index.items())
-            },
-        }
+        result["decont"] = _decont_section(recipe, paths, steps)
     if recipe.minhash is not None:
         result["minhash"] = {**recipe.minhash.model_dump(), "sources": recipe.minhash_sources,
                              "removed": next((r["dropped"] for r in steps if r["step"] == "filter:minhash"), 0)}  # fmt: skip
@@ -210,19 +150,101 @@ def collect(recipe, out: Path, stages) -> dict:
             result["math_classifier"] = {"model": recipe.filters.math.model, "threshold": recipe.filters.math.threshold,
                                          "held_out": metrics.get("held_out"), "documents": metrics.get("documents")}  # fmt: skip
     if recipe.tokenize.tokenizer:
-        bos, eos = special_tokens(recipe)
-        shards = sorted(p.name for p in paths["tokens"].glob("*.ds"))
-        result["tokens"] = {
-            "total": int(tokens["total"]),
-            "by_source": {k: int(v) for k, v in tokens["by_source"].items()},
-            "documents_by_source": {k: int(v) for k, v in tokens["docs_by_source"].items()},
-            "tokenizer": str(tokenizer_file(recipe.tokenize.tokenizer).resolve()),
-            "bos_token": bos,
-            "eos_token": eos,
-            "token_size": _token_size(paths["tokens"]),
-            "files": shards,
-        }
+        result["tokens"] = _tokens_section(recipe, paths, tokens)
     return result
+
+
+def _count_steps(out: Path, stages, sources: dict[str, Counter]) -> tuple[list[dict], Counter, dict]:
+    """Walk every step's merged stats: step rows, and (in place) the per-source counts; malformed reasons, tokens."""
+    steps, malformed_reasons = [], Counter()
+    tokens = {"total": 0, "by_source": Counter(), "docs_by_source": Counter()}
+    for stage in stages:
+        for step in merged_stage_stats(stage_dir(out, stage), stage):
+            label, s = step["label"], step["stats"]
+            if stage.name == "decont_index":
+                continue
+            if label.startswith("read:") and label[5:] in sources:
+                steps.append(_read_row(stage.name, step, sources[label[5:]], label[5:], malformed_reasons))
+            elif label.startswith("filter:"):
+                row = _step_row(stage.name, step)
+                steps.append(row)
+                for name, n in row["dropped_by_source"].items():
+                    sources.setdefault(name, Counter())[f"dropped:{label[7:]}"] += n
+            elif label == "count:kept":
+                for name, n in _by_prefix(s, "kept_source/").items():
+                    sources.setdefault(name, Counter())["kept"] += n
+            elif label == "tokenize":
+                tokens["total"] += total(s.get("tokens", 0))
+                tokens["by_source"].update(_by_prefix(s, "tokens_source/"))
+                tokens["docs_by_source"].update(_by_prefix(s, "docs_source/"))
+    return steps, malformed_reasons, tokens
+
+
+def _read_row(stage: str, step: dict, counts: Counter, name: str, malformed_reasons: Counter) -> dict:
+    """A source reader's row; its read and malformed records go into the source's counts."""
+    s = step["stats"]
+    read, bad = _by_prefix(s, "read_source/").get(name, 0), _by_prefix(s, "malformed_source/").get(name, 0)
+    counts["input"] += read + bad
+    counts["malformed"] += bad
+    reasons = _by_prefix(s, "malformed/")
+    malformed_reasons.update(reasons)
+    return {"stage": stage, "step": step["label"], "in": read + bad, "kept": read, "dropped": bad,
+            "dropped_by_reason": reasons, "dropped_by_source": {name: bad} if bad else {},
+            "seconds": round(step["seconds"], 3)}  # fmt: skip
+
+
+def _per_source(sources: dict[str, Counter], tokens: dict) -> dict[str, dict]:
+    """input == malformed + dropped + kept per source; what does not add up is reported as unaccounted."""
+    per_source = {}
+    for name, c in sources.items():
+        dropped = {k.split(":", 1)[1]: v for k, v in c.items() if k.startswith("dropped:")}
+        accounted = c["malformed"] + sum(dropped.values()) + c["kept"]
+        per_source[name] = {
+            "input": int(c["input"]),
+            "malformed": int(c["malformed"]),
+            "dropped": {k: int(v) for k, v in dropped.items()},
+            "kept": int(c["kept"]),
+            "tokens": int(tokens["by_source"].get(name, 0)),
+            "unaccounted": int(c["input"] - accounted),
+        }
+    return per_source
+
+
+def _decont_section(recipe, paths: dict, steps: list[dict]) -> dict:
+    """Per benchmark: items indexed, those too short to match, hashes, documents removed and examples."""
+    index_stats = decont_index_folder(recipe) / "index_stats.json"
+    decont_index = json.loads(index_stats.read_text()) if index_stats.is_file() else {}
+    decont_step = next((r for r in steps if r["step"] == "filter:decont"), {})
+    hits = decont_step.get("contaminated_by_benchmark", {})
+    examples = _decont_examples(paths["dropped"] / "decont", recipe.decont.examples)
+    return {
+        "n_grams": recipe.decont.n_grams,
+        "index": str(decont_index_folder(recipe)),
+        "benchmarks": {
+            task: {
+                "items": int(c["items"]),
+                "too_short_to_match": int(c["too_short"]),
+                "ngram_hashes": int(c["hashes"]),
+                "hits": int(hits.get(task, 0)),
+                "examples": examples.get(task, []),
+            }  # fmt: skip
+            for task, c in sorted(decont_index.items())
+        },
+    }
+
+
+def _tokens_section(recipe, paths: dict, tokens: dict) -> dict:
+    bos, eos = special_tokens(recipe)
+    return {
+        "total": int(tokens["total"]),
+        "by_source": {k: int(v) for k, v in tokens["by_source"].items()},
+        "documents_by_source": {k: int(v) for k, v in tokens["docs_by_source"].items()},
+        "tokenizer": str(tokenizer_file(recipe.tokenize.tokenizer).resolve()),
+        "bos_token": bos,
+        "eos_token": eos,
+        "token_size": _token_size(paths["tokens"]),
+        "files": sorted(p.name for p in paths["tokens"].glob("*.ds")),
+    }
 
 
 def _token_size(folder: Path) -> int | None:
@@ -243,8 +265,42 @@ def _n(value) -> str:
 
 
 def render_report(stats: dict) -> str:
+    """report.md: the summary, then one section per part of stats.json (optional ones only when present)."""
+    parts = (
+        _summary(stats) + _sources_table(stats) + _steps_table(stats) + _malformed_section(stats["malformed"])
+    )
+    if "math_classifier" in stats:
+        mc = stats["math_classifier"]
+        held = mc.get("held_out") or {}
+        per = held.get("per_class", {})
+        parts += ["## Math classifier", "", f"`{mc['model']}`, keep if P(math) >= {mc['threshold']}. Held-out: "
+                  + ", ".join(f"{k} precision {v['precision']:.3f} recall {v['recall']:.3f}" for k, v in per.items()), ""]  # fmt: skip
+    if "minhash" in stats:
+        mh = stats["minhash"]
+        parts += ["## MinHash", "", f"{mh['num_buckets']} buckets x {mh['hashes_per_bucket']} hashes, {mh['n_grams']}-grams, "
+                  f"number normalisation {'on' if mh['norm_numbers'] else 'off'}; over sources {mh['sources']}; "
+                  f"{_n(mh['removed'])} near-duplicates removed.", ""]  # fmt: skip
+    if "refine" in stats:
+        from pipelines.refine import render_section
+
+        parts += render_section(stats["refine"])
+    if "decont" in stats:
+        parts += _decont_report(stats["decont"])
+    if "tokens" in stats:
+        parts += _tokens_report(stats["tokens"])
+    if stats.get("stage_seconds"):
+        parts += [
+            "## Stage wall times (s)",
+            "",
+            ", ".join(f"{k}: {v}" for k, v in stats["stage_seconds"].items()),
+            "",
+        ]
+    return "\n".join(parts)
+
+
+def _summary(stats: dict) -> list[str]:
     t = stats["totals"]
-    parts = [
+    return [
         f"# Corpus `{stats['recipe']}`",
         "",
         f"{_n(t['input'])} input records -> {_n(t['kept'])} documents kept ({_n(t['dropped'])} dropped by filters, "
@@ -254,9 +310,10 @@ def render_report(stats: dict) -> str:
         "Accounting: " + ("every input record is kept, dropped with a reason, or logged as malformed."
                           if t["balanced"] else "**UNBALANCED: some records are unaccounted for (see sources).**"),
         "",
-        "## Sources",
-        "",
     ]  # fmt: skip
+
+
+def _sources_table(stats: dict) -> list[str]:
     drop_steps = sorted({k for v in stats["sources"].values() for k in v["dropped"]})
     header = [
         "source",
@@ -279,7 +336,10 @@ def render_report(stats: dict) -> str:
         ]  # fmt: skip
         for name, v in stats["sources"].items()
     ]
-    parts += [_table(header, rows), "", "## Steps", ""]
+    return ["## Sources", "", _table(header, rows), ""]
+
+
+def _steps_table(stats: dict) -> list[str]:
     rows = []
     for r in stats["steps"]:
         reasons = ", ".join(f"{k}: {_n(v)}" for k, v in r["dropped_by_reason"].items()) or "-"
@@ -295,9 +355,12 @@ def render_report(stats: dict) -> str:
                 f"{r['seconds']:.2f}",
             ]
         )
-    parts += [_table(["stage", "step", "in", "kept", "dropped", "dropped by reason", "step s"], rows), ""]
-    m = stats["malformed"]
-    parts += ["## Malformed input", ""]
+    header = ["stage", "step", "in", "kept", "dropped", "dropped by reason", "step s"]
+    return ["## Steps", "", _table(header, rows), ""]
+
+
+def _malformed_section(m: dict) -> list[str]:
+    parts = ["## Malformed input", ""]
     if m["total"]:
         parts += [f"{_n(m['total'])} records ({', '.join(f'{k}: {v}' for k, v in m['by_reason'].items())}); "
                   f"all listed in `{m['log_folder']}/`. First ones:", ""]  # fmt: skip
@@ -307,53 +370,27 @@ def render_report(stats: dict) -> str:
         ]
     else:
         parts.append("None.")
-    parts.append("")
-    if "math_classifier" in stats:
-        mc = stats["math_classifier"]
-        held = mc.get("held_out") or {}
-        per = held.get("per_class", {})
-        parts += ["## Math classifier", "", f"`{mc['model']}`, keep if P(math) >= {mc['threshold']}. Held-out: "
-                  + ", ".join(f"{k} precision {v['precision']:.3f} recall {v['recall']:.3f}" for k, v in per.items()), ""]  # fmt: skip
-    if "minhash" in stats:
-        mh = stats["minhash"]
-        parts += ["## MinHash", "", f"{mh['num_buckets']} buckets x {mh['hashes_per_bucket']} hashes, {mh['n_grams']}-grams, "
-                  f"number normalisation {'on' if mh['norm_numbers'] else 'off'}; over sources {mh['sources']}; "
-                  f"{_n(mh['removed'])} near-duplicates removed.", ""]  # fmt: skip
-    if "refine" in stats:
-        from pipelines.refine import render_section
+    return parts + [""]
 
-        parts += render_section(stats["refine"])
-    if "decont" in stats:
-        d = stats["decont"]
-        parts += ["## Decontamination", "", f"{d['n_grams']}-gram matches against the evaluation sets:", ""]
-        rows = [
-            [task, _n(b["items"]), _n(b["too_short_to_match"]), _n(b["hits"])]
-            for task, b in d["benchmarks"].items()
-        ]
-        parts += [_table(["benchmark", "items", "too short to match", "documents removed"], rows), ""]
-        for task, b in d["benchmarks"].items():
-            for e in b["examples"]:
-                parts.append(f'- {task}: `{e["id"]}` ({e["source"]}) matched "{e["ngram"]}"')
-        parts.append("")
-    if "tokens" in stats:
-        tk = stats["tokens"]
-        parts += ["## Tokens", "", f"Tokenizer `{tk['tokenizer']}` (BOS {tk['bos_token']!r}, EOS {tk['eos_token']!r}, "
-                  f"{tk['token_size']} bytes per token), {len(tk['files'])} shard(s) in `tokens/`.", ""]  # fmt: skip
-        parts += [
-            _table(
-                ["source", "documents", "tokens"],
-                [[k, _n(tk["documents_by_source"].get(k, 0)), _n(v)] for k, v in tk["by_source"].items()],
-            ),
-            "",
-        ]
-    if stats.get("stage_seconds"):
-        parts += [
-            "## Stage wall times (s)",
-            "",
-            ", ".join(f"{k}: {v}" for k, v in stats["stage_seconds"].items()),
-            "",
-        ]
-    return "\n".join(parts)
+
+def _decont_report(d: dict) -> list[str]:
+    parts = ["## Decontamination", "", f"{d['n_grams']}-gram matches against the evaluation sets:", ""]
+    rows = [
+        [task, _n(b["items"]), _n(b["too_short_to_match"]), _n(b["hits"])]
+        for task, b in d["benchmarks"].items()
+    ]
+    parts += [_table(["benchmark", "items", "too short to match", "documents removed"], rows), ""]
+    for task, b in d["benchmarks"].items():
+        for e in b["examples"]:
+            parts.append(f'- {task}: `{e["id"]}` ({e["source"]}) matched "{e["ngram"]}"')
+    return parts + [""]
+
+
+def _tokens_report(tk: dict) -> list[str]:
+    parts = ["## Tokens", "", f"Tokenizer `{tk['tokenizer']}` (BOS {tk['bos_token']!r}, EOS {tk['eos_token']!r}, "
+             f"{tk['token_size']} bytes per token), {len(tk['files'])} shard(s) in `tokens/`.", ""]  # fmt: skip
+    rows = [[k, _n(tk["documents_by_source"].get(k, 0)), _n(v)] for k, v in tk["by_source"].items()]
+    return parts + [_table(["source", "documents", "tokens"], rows), ""]
 
 
 def finalize(recipe, out: Path, stages, executor: str, stage_seconds: dict, wall_s: float) -> dict:

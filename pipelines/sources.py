@@ -203,7 +203,7 @@ def offline_records(kind: str, spec: dict) -> Iterator[dict]:
                 "solution": s["text"],
                 "text": s["text"],
             }
-    elif kind == "gsm8k":
+    elif kind == "gsm8k_offline":
         for item in assets.gsm8k_offline():
             yield {**item, "solution": f"{item['solution']}\nThe answer is {item['answer']}."}
     elif kind == "reasoning_gym":

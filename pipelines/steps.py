@@ -45,6 +45,7 @@ from datatrove.utils.logging import logger
 from datatrove.utils.word_tokenizers import WordTokenizer, load_word_tokenizer
 
 from octo.errors import ConfigError
+from octo.registry import registrar
 from pipelines.sources import FormatError, Formatter, offline_records
 
 INTERNAL_KEYS = ("dedup_group",)  # metadata used between stages, removed before the final documents
@@ -420,28 +421,30 @@ class MetadataThresholdFilter(_SourceScope, BaseFilter):
         return True
 
 
+QUALITY_FILTERS: dict[
+    str, type
+] = {}  # filters.quality[].name -> its step; recipes are checked against it on load
+quality_filter = registrar(QUALITY_FILTERS)  # @quality_filter("name") registers a quality heuristic
+
+
+@quality_filter("gopher_quality")
 class ScopedGopherQuality(_SourceScope, GopherQualityFilter):
     pass
 
 
+@quality_filter("gopher_repetition")
 class ScopedGopherRepetition(_SourceScope, GopherRepetitionFilter):
     pass
 
 
+@quality_filter("fineweb_quality")
 class ScopedFineWebQuality(_SourceScope, FineWebQualityFilter):
     pass
 
 
+@quality_filter("c4_quality")
 class ScopedC4Quality(_SourceScope, C4QualityFilter):
     pass
-
-
-QUALITY_FILTERS = {
-    "gopher_quality": ScopedGopherQuality,
-    "gopher_repetition": ScopedGopherRepetition,
-    "fineweb_quality": ScopedFineWebQuality,
-    "c4_quality": ScopedC4Quality,
-}
 
 
 # --------------------------------------------------------------------------------------------- writers

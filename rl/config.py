@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from octo.assets import check_benchmarks
 from octo.config import StrictModel, load_config
-from octo.templates import RL_STOP_STRINGS
+from octo.sources import RLSource
+from octo.templates import RL_STOP_STRINGS, RL_TEMPLATES
 from octo.tracking import TrackingConfig
 
 DEFAULT_STOP_STRINGS = list(RL_STOP_STRINGS)  # the templates' own (octo.templates)
@@ -21,7 +23,7 @@ DEFAULT_STOP_STRINGS = list(RL_STOP_STRINGS)  # the templates' own (octo.templat
 class ItemSource(StrictModel):
     """Where problems come from: {id, question, answer} items, for RL prompts or validation."""
 
-    source: Literal["jsonl", "parquet", "hub", "reasoning_gym", "benchmark"] = "reasoning_gym"
+    source: RLSource = "reasoning_gym"  # the names are octo.sources's, shared with the corpus and evaluation
     path: str | None = Field(None, description="jsonl/parquet: the file")
     dataset: str | None = Field(
         None,
@@ -38,6 +40,13 @@ class ItemSource(StrictModel):
     options: dict[str, Any] = Field(default_factory=dict, description="reasoning_gym: generator options")
     limit: int | None = Field(None, gt=0, description="keep only the first N items")
 
+    @field_validator("dataset")
+    @classmethod
+    def _known_benchmark(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("source") == "benchmark" and value:
+            check_benchmarks([value])
+        return value
+
     @model_validator(mode="after")
     def _needs(self):
         if self.source in ("jsonl", "parquet") and not self.path:
@@ -51,6 +60,12 @@ class DecontaminationConfig(StrictModel):
     """Check that no RL prompt appears in the evaluation sets (normalised question text and word n-grams)."""
 
     benchmarks: list[str] = Field(default_factory=list, description="octo.assets benchmark names")
+
+    @field_validator("benchmarks")
+    @classmethod
+    def _known(cls, names: list[str]) -> list[str]:
+        return check_benchmarks(names)
+
     eval_files: list[str] = Field(default_factory=list, description="JSONL/parquet files with questions")
     include_validation: bool = Field(True, description="also check against the validation sets below")
     ngram: int = Field(13, ge=0, description="word n-gram length for overlap; 0 = exact match only")
@@ -64,7 +79,7 @@ class PromptsConfig(ItemSource):
 
 
 class TemplateConfig(StrictModel):
-    name: Literal["qa", "orz", "chat"] = Field(
+    name: Literal[RL_TEMPLATES] = Field(  # the octo.templates registry (shared with evaluation)
         "qa",
         description="qa: 'Question: {q}\\nAnswer:'; orz: User/Assistant with \\boxed{}; chat: tokenizer's",
     )

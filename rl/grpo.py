@@ -26,6 +26,7 @@ import shutil
 import time
 from pathlib import Path
 
+from octo.checkpoints import CHECKPOINTS, FINAL, TRL, latest_checkpoint
 from octo.config import ConfigError, dump_config
 from octo.jsonl import append_jsonl, read_jsonl, write_jsonl
 from octo.manifest import config_hash, is_complete, read_manifest, write_manifest
@@ -38,16 +39,6 @@ from .dynamics import metrics_row
 from .prompts import decontaminate, load_items
 from .rewards import check_names
 from .templates import render
-
-FINAL = "final"
-
-
-def _last_checkpoint(folder: Path) -> Path | None:
-    """The newest checkpoint whose trainer state was written (a checkpoint cut short by a kill has none)."""
-    if not folder.is_dir():
-        return None
-    done = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
-    return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
 
 
 def _truncate_logs(out: Path, last_step: int) -> None:
@@ -132,7 +123,7 @@ def _prompts(cfg: RLConfig, out: Path, tokenizer, main: bool):
 
 def _resume_point(out: Path, per_step: int, main: bool) -> tuple[Path | None, int]:
     """The newest complete checkpoint and the RL steps it holds; rows logged after it are produced again."""
-    resume = _last_checkpoint(out / "checkpoints")
+    resume = latest_checkpoint(out / CHECKPOINTS, TRL)  # TRL names them; a cut one has no trainer state
     done = int(resume.name.split("-")[1]) // per_step if resume is not None else 0
     if resume is not None and main:
         print(f"[rl] resuming from {resume} (RL step {done})")

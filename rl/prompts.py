@@ -8,10 +8,11 @@ reasoning-gym generators, and the benchmark test sets of ``octo.assets``. Every 
 from __future__ import annotations
 
 import re
-import unicodedata
 from pathlib import Path
 
+from octo import sources
 from octo.assets import MissingAssetError, benchmark_items, last_boxed, reasoning_gym_items
+from octo.decont import EvalIndex
 from octo.errors import InputError, MissingInputError
 from octo.jsonl import read_jsonl
 
@@ -53,15 +54,15 @@ def _to_item(row: dict, index: int, where: str, src: ItemSource) -> dict:
 
 def load_items(src: ItemSource, seed_offset: int = 0) -> list[dict]:
     """The items of one source as [{id, question, answer}] (``seed_offset`` shifts the reasoning-gym seed)."""
-    if src.source in ("jsonl", "parquet"):
+    if src.source in sources.FILE_SOURCES:
         rows = _rows_from_file(Path(src.path), src.source)
         items = [_to_item(r, i, src.path, src) for i, r in enumerate(rows)]
-    elif src.source == "reasoning_gym":
+    elif src.source == sources.REASONING_GYM:
         items = [
             {"id": x["id"], "question": x["question"], "answer": x["answer"]}
             for x in reasoning_gym_items(src.dataset, src.size, src.seed + seed_offset, **src.options)
         ]
-    elif src.source == "benchmark":
+    elif src.source == sources.BENCHMARK:
         items = [{k: x[k] for k in ("id", "question", "answer")} for x in benchmark_items(src.dataset)]
     else:
         items = _hub_items(src)
@@ -94,52 +95,6 @@ def _hub_items(src: ItemSource) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------- decontamination
-_SENTENCE_PUNCTUATION = set(".,;:!?\"'`")
-
-
-def normalise_question(text: str) -> str:
-    """The form questions are compared in: NFKC, lower case, every symbol its own word, sentence punctuation
-    dropped (math symbols such as + - = ^ are kept: "2 + 3" and "2 - 3" differ), whitespace collapsed."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    words = re.sub(r"([^\w\s])", r" \1 ", text).split()
-    return " ".join(w for w in words if w not in _SENTENCE_PUNCTUATION)
-
-
-def _ngrams(words: list[str], n: int) -> set[tuple[str, ...]]:
-    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)} if n and len(words) >= n else set()
-
-
-class EvalIndex:
-    """Normalised questions and word n-grams of the evaluation items, with the id they came from."""
-
-    def __init__(self, ngram: int):
-        self.ngram = ngram
-        self.exact: dict[str, str] = {}
-        self.grams: dict[tuple[str, ...], str] = {}
-        self.sizes: dict[str, int] = {}
-
-    def add(self, name: str, items: list[dict]) -> None:
-        self.sizes[name] = len(items)
-        for item in items:
-            norm = normalise_question(item["question"])
-            if not norm:
-                continue
-            tag = f"{name}:{item['id']}"
-            self.exact.setdefault(norm, tag)
-            for gram in _ngrams(norm.split(), self.ngram):
-                self.grams.setdefault(gram, tag)
-
-    def match(self, question: str) -> tuple[str, str] | None:
-        """(how, eval item) when ``question`` appears in the index, else None."""
-        norm = normalise_question(question)
-        if norm in self.exact:
-            return "exact", self.exact[norm]
-        for gram in _ngrams(norm.split(), self.ngram):
-            if gram in self.grams:
-                return f"{self.ngram}-gram", self.grams[gram]
-        return None
-
-
 def _eval_file_items(path: str) -> list[dict]:
     fmt = "parquet" if path.endswith(".parquet") else "jsonl"
     rows = _rows_from_file(Path(path), fmt)

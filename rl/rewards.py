@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from octo.errors import ConfigError
+from octo.registry import registrar
 from octo.scoring import Verdict, score
 
 from .config import RewardConfig
@@ -50,14 +51,7 @@ def judge(text: str, gold: str, require_boxed: bool = True) -> Judgement:
 
 RewardFn = Callable[[Judgement, RewardConfig], float]
 REWARDS: dict[str, RewardFn] = {}
-
-
-def register(name: str):
-    def wrap(fn: RewardFn) -> RewardFn:
-        REWARDS[name] = fn
-        return fn
-
-    return wrap
+register = registrar(REWARDS)  # @register("name") adds a reward under the name reward.funcs uses
 
 
 @register("correctness")

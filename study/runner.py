@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from octo.checkpoints import FINAL
 from octo.errors import MissingInputError
 from octo.jsonl import read_jsonl
 from octo.manifest import is_complete, read_manifest, write_manifest
@@ -100,7 +101,7 @@ def run_midtrain(study: StudyConfig, arm: str, entry: MidtrainEntry, start: str 
     if study.engine == "nanotron":
         from midtrain.nanotron_config import generate
 
-        final = Path(config.output_dir) / "final"
+        final = Path(config.output_dir) / FINAL
         if not final.exists():
             files = generate(config, launch=True)
             raise SystemExit(

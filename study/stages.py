@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from octo.checkpoints import FINAL
 from octo.config import load_raw, parse_config
 from octo.errors import ConfigError
 from study.config import ArmEntry, MidtrainEntry, StudyConfig
@@ -73,7 +74,7 @@ def midtrain_config(study: StudyConfig, arm: str, entry: MidtrainEntry, start: s
 def model_path(study: StudyConfig, name: str) -> str:
     """The checkpoint of a model of the study: 'base', an arm, or '<arm>-rl'."""
     if name.endswith("-rl"):
-        return str(study.rl_dir(name[:-3]) / "final")
+        return str(study.rl_dir(name[:-3]) / FINAL)
     if name == "base" and study.base.model is not None:
         if study.base.model.startswith("smollm2"):
             # the offline SmolLM2-135M ('smollm2:N': its first N layers)
@@ -82,7 +83,7 @@ def model_path(study: StudyConfig, name: str) -> str:
             layers = study.base.model.partition(":")[2]
             return str(smollm2_path(int(layers) if layers else None))
         return study.base.model
-    return str(study.midtrain_dir(name) / "final")
+    return str(study.midtrain_dir(name) / FINAL)
 
 
 def rl_config(study: StudyConfig, arm: str):

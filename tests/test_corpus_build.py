@@ -88,7 +88,7 @@ def messy(tmp_path_factory, benchmarks_root):
             {"name": "web", "type": "jsonl", "path": str(tmp / "web")},
             {"name": "qa_parquet", "type": "parquet", "path": str(tmp / "qa.parquet"), "format": "qa",
              "fields": {"question": "problem", "answer": "solution"}, "dedup": False},
-            {"name": "hub_qa", "type": "hf", "dataset": "json", "streaming": False,
+            {"name": "hub_qa", "type": "hub", "dataset": "json", "streaming": False,
              "load_options": {"data_files": str(tmp / "hub" / "train.jsonl")}, "format": "qa", "dedup": False},
             {"name": "arith", "type": "arithmetic", "fields": {"text": "prose"}, "size": 60, "seed": 11,
              "dedup": False, "mix": [{"weight": 1, "options": EASY}, {"weight": 1, "options": HARD}]},
@@ -327,7 +327,7 @@ def test_tokenize_with_a_checkpoints_tokenizer_and_merge(tmp_path, tiny_model):
 
 def test_offline_sources_render_qa_and_long_chain_of_thought(tmp_path):
     recipe = {"name": "offline", "output_dir": str(tmp_path / "out"),
-              "sources": [{"name": "gsm8k", "type": "gsm8k", "format": "qa", "fields": {"answer": "solution"}},
+              "sources": [{"name": "gsm8k", "type": "gsm8k_offline", "format": "qa", "fields": {"answer": "solution"}},
                           {"name": "champ_cot", "type": "champ_solutions", "format": "cot", "size": 20},
                           {"name": "champ_qa", "type": "champ_problems", "format": "qa", "limit": 10}]}  # fmt: skip
     out = build(load_recipe(write_recipe(tmp_path / "r.yaml", recipe)))

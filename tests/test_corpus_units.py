@@ -124,7 +124,7 @@ def _minimal(**extra) -> dict:
         ({"sources": [{"name": "a", "type": "reasoning_gym", "generator": "gcd", "size": 5, "seed": 4242}]}, "4242"),
         ({"sources": [{"name": "a", "type": "arithmetic", "size": 5, "seed": 1, "mix": [{"weight": 1, "options": {"operators": ["+"]}}]}]}, "allow_parentheses"),
         ({"sources": [{"name": "a", "type": "arithmetic", "size": 5, "seed": 1, "mix": [{"weight": 1, "options": {**EASY, "operators": ["*"]}}]}]}, "operators"),
-        ({"sources": [{"name": "w", "type": "wiki"}, {"name": "w", "type": "gsm8k"}]}, "unique"),
+        ({"sources": [{"name": "w", "type": "wiki"}, {"name": "w", "type": "gsm8k_offline"}]}, "unique"),
         ({"sources": [{"name": "Bad Name", "type": "wiki"}]}, "lowercase"),
         ({"filters": {"math": {"model": "m.bin", "apply_to": ["nope"]}}}, "unknown sources"),
         ({"decont": {"benchmarks": ["gsm9k"]}}, "unknown benchmarks"),

@@ -259,7 +259,10 @@ def test_readiness_errors(tmp_path):
 
 
 def test_rolling_mean_is_centred():
-    from eval.readiness import rolling_mean
+    from eval.curves import rolling_mean_steps
+
+    def rolling_mean(values, window):  # over steps 0, 1, 2, ... (evenly spaced)
+        return rolling_mean_steps([float(i) for i in range(len(values))], values, window)
 
     assert rolling_mean([0, 0, 9, 0, 0], 3) == [0, 3, 3, 3, 0]
     assert rolling_mean([1.0, 2.0, 3.0], 1) == [1.0, 2.0, 3.0]

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from octo.assets import MissingAssetError
+from octo.decont import normalise_question
 from octo.jsonl import write_jsonl
 from rl.config import DecontaminationConfig, ItemSource
 from rl.dynamics import METRIC_FIELDS, metrics_row, summarise_rollout
-from rl.prompts import ContaminationError, decontaminate, load_items, normalise_question
+from rl.prompts import ContaminationError, decontaminate, load_items
 from rl.stopping import cut_at_stop
 from rl.templates import render
 

@@ -88,7 +88,8 @@ def test_rows_read_back_from_trackio_and_tensorboard(tmp_path, tb_dir):
     ]
     assert numeric(rows[0]) == {"loss": 2.5, "lr": 1e-3, "tokens/web": 128}
     with start(cfg, run_name="r1", config={"lr": 3e-3, "data": {"seq": 32}}, output_dir=tmp_path) as tracker:
-        tracker.log_rows(rows)
+        for row in rows:
+            tracker.log(row)
     assert (Path(os.environ["TRACKIO_DIR"]) / "unit.db").is_file()
     logs = trackio_logs("unit", "r1")
     assert [r["step"] for r in logs] == [1, 2, 3]

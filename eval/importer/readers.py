@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from octo.checkpoints import TRL
 from octo.errors import InputError
 from octo.jsonl import numbered_rows, read_json
 
@@ -274,7 +275,7 @@ def run_name(path: Path, fmt: str) -> str:
     """The run name of a one-run file: trainer_state.json -> its output folder; otherwise the file stem."""
     if fmt == "trl":
         folder = path.parent
-        if folder.name.startswith("checkpoint-"):
+        if TRL.step_of(folder) is not None:
             folder = folder.parent
         return folder.name or path.stem
     return path.stem
