@@ -9,6 +9,8 @@ What it does that a plain ``model.generate`` call over a batch does not:
 * **one prompt, n completions**: each prompt is prefilled once and its cache repeated ``n`` times (GRPO's G
   rollouts of a prompt, pass@k samples);
 * **length-sorted batches**: prompts are batched longest first, so padding is small;
+* **continuous batching**: once half the rows have finished, waiting prompts are prefilled and merged into the
+  running cache (``_Running``), so a batch is not held by its longest row;
 * **finished rows leave the batch**: a row stops at EOS, at a stop string (checked in the generated text only)
   or at the budget, and is removed from the cache (``batch_select_indices``), so the forward pass shrinks as
   rows finish instead of padding them to the longest one;
@@ -124,9 +126,17 @@ class Generator:
     out (each ends with its EOS token or the token that completed a stop string; callers cut the stop text)."""
 
     def __init__(
-        self, model, tokenizer, *, max_rows: int = 64, memory_share: float = 0.25, min_prefix: int = 16
+        self,
+        model,
+        tokenizer,
+        *,
+        max_rows: int = 64,
+        memory_share: float = 0.25,
+        min_prefix: int = 16,
+        refill: bool = True,
     ):
         self.model, self.tokenizer = model, tokenizer
+        self.refill = refill  # False: static batches (the next batch starts when every row has finished)
         self.max_rows, self.memory_share, self.min_prefix = max_rows, memory_share, min_prefix
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.vocab_size = model.config.vocab_size
@@ -274,7 +284,12 @@ class _Running:
         """Prefill as many waiting prompts as there are free rows (n rows each) and merge them in."""
         import torch
 
-        take = [waiting.popleft() for _ in range(min((self.cap - len(self.alive)) // self.n, len(waiting)))]
+        free = (self.cap - len(self.alive)) // self.n
+        # refill once half the rows are free, not at every finished row: a prefill of one or two prompts costs
+        # nearly a full forward, and rows of similar length finish a step or two apart
+        if self.alive and (not self.engine.refill or free * self.n < max(self.n, self.cap // 2)):
+            return
+        take = [waiting.popleft() for _ in range(min(free, len(waiting)))]
         if not take:
             return
         stats = self.engine.last_stats

@@ -110,6 +110,9 @@ def test_finished_rows_are_refilled_with_waiting_prompts(lively):
             tok.decode(ref, skip_special_tokens=True), [stop]
         )
         assert len(o) == 30 or stop in tok.decode(o, skip_special_tokens=True) or o[-1] == tok.eos_token_id
+    static = Generator(model, tok, max_rows=2, min_prefix=8, refill=False)
+    assert static.generate(ids, 1, 30, [tok.eos_token_id], stop=[stop]) == out
+    assert static.last_stats["refills"] == 0
 
 
 def test_n_samples_share_one_prefill_and_repeat_with_a_seed(lively):
