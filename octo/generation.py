@@ -31,6 +31,9 @@ import copy
 from collections import deque
 from dataclasses import dataclass
 
+from .attention import NAME as GROUPED_SDPA
+from .attention import grouped_sdpa
+
 _TEXTS: dict[tuple[int, int], list[str]] = {}  # (id(tokenizer), vocab size) -> text of every single token
 
 
@@ -173,7 +176,8 @@ class Generator:
             "steps": 0,
         }
         self.last_stats["refills"] = 0  # prefills admitted while other rows were still decoding
-        with torch.no_grad():
+        # grouped_sdpa: on CPU, attention with the padding mask without copying the KV heads per query head
+        with torch.no_grad(), grouped_sdpa(self.model):
             cached = self._prefill_prefix(prompts[0][:prefix]) if prefix else None
             run = _Running(self, prompts, prefix, cached, n, per_batch)
             generated = run.decode(order, max_new_tokens, eos, stops, sampling)
@@ -219,7 +223,7 @@ class Generator:
     def _decode_mask(self, mask):
         """One query token per row: with SDPA, the 4D boolean mask is just the 2D one (True = attend), passed
         ready-made so transformers skips building it every step (a few ms of a tiny model's step)."""
-        if getattr(self.model.config, "_attn_implementation", None) == "sdpa":
+        if getattr(self.model.config, "_attn_implementation", None) in ("sdpa", GROUPED_SDPA):
             return mask.bool()[:, None, None, :]
         return mask
 
