@@ -9,7 +9,7 @@ What it does that a plain ``model.generate`` call over a batch does not:
 * **one prompt, n completions**: each prompt is prefilled once and its cache repeated ``n`` times (GRPO's G
   rollouts of a prompt, pass@k samples);
 * **length-sorted batches**: prompts are batched longest first, so padding is small;
-* **continuous batching**: once half the rows have finished, waiting prompts are prefilled and merged into the
+* **continuous batching** (``refill=True``; off by default until measured): once half the rows have finished, waiting prompts are prefilled and merged into the
   running cache (``_Running``), so a batch is not held by its longest row;
 * **finished rows leave the batch**: a row stops at EOS, at a stop string (checked in the generated text only)
   or at the budget, and is removed from the cache (``batch_select_indices``), so the forward pass shrinks as
@@ -136,10 +136,11 @@ class Generator:
         max_rows: int = 64,
         memory_share: float = 0.25,
         min_prefix: int = 16,
-        refill: bool = True,
+        refill: bool = False,
     ):
         self.model, self.tokenizer = model, tokenizer
-        self.refill = refill  # False: static batches (the next batch starts when every row has finished)
+        # True: continuous batching (_Running). Off by default: it was not yet measured to gain (docs/generation.md)
+        self.refill = refill
         self.max_rows, self.memory_share, self.min_prefix = max_rows, memory_share, min_prefix
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.vocab_size = model.config.vocab_size

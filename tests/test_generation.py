@@ -102,7 +102,7 @@ def test_finished_rows_are_refilled_with_waiting_prompts(lively):
     full = [reference(model, tok, p, 30) for p in prompts]
     text = tok.decode(full[0], skip_special_tokens=True)
     stop = text[len(text) // 3 : len(text) // 3 + 2]
-    engine = Generator(model, tok, max_rows=2, min_prefix=8)
+    engine = Generator(model, tok, max_rows=2, min_prefix=8, refill=True)
     out = engine.generate(ids, 1, 30, [tok.eos_token_id], stop=[stop])
     assert engine.last_stats["prefills"] > 3 and engine.last_stats["refills"] >= 1
     for (o,), ref in zip(out, full):
