@@ -2,6 +2,7 @@
 
     flock /tmp/octo-heavy.lock .venv/bin/python benchmarks/generation.py [--only fewshot,zeroshot,rl,steps,vllm]
         [--gsm8k 4] [--arith 16] [--rl-prompts 4] [--rl-generations 8] [--threads 2] [--peak-gflops 150]
+        [--eval-rounds 1]
 
 Sections (each prints tokens/s, items/s, the share of the FLOP ceiling and the ratio to plain generate):
 
@@ -9,7 +10,9 @@ Sections (each prints tokens/s, items/s, the share of the FLOP ceiling and the r
   arithmetic 3-shot; subsets) through ``eval.runner.run`` three ways: the default engine (``octo.generation``:
   shared exemplar prefix, rows leave at their stop string), lighteval's own TransformersModel
   (``model.engine=lighteval``, the path before issue 18) and plain batched ``model.generate`` with
-  ``stop_strings`` (``HFGenerateBackend``). Same prompts, same lighteval scoring; the scores must agree.
+  ``stop_strings`` (``HFGenerateBackend``). Same prompts, same lighteval scoring; the scores must agree. All
+  three backends are built before the timers and reused; ``--eval-rounds`` repeats the section in a rotated
+  order and reports medians.
 * ``zeroshot``: the same on ``configs/eval/smollm2_zeroshot.yaml``.
 * ``rl``: one GRPO rollout batch (prompts x generations, T=1) at the demo's size (0.78M, random weights: no
   completion stops early) and at SmolLM2's: plain ``model.generate`` vs the RL stage's generation and its
@@ -66,41 +69,59 @@ def row(name, wall, items, tokens, flops, peak, base_wall, score="") -> str:
 
 
 def eval_section(title, suite_path, overrides, model_path, model, args) -> None:
-    """One suite three ways through eval.runner.run; tokens = prompt + completion tokens of the details."""
-    from eval.backends import HFGenerateBackend
+    """One suite three ways through eval.runner.run, ``--eval-rounds`` times in a rotated order (load on a shared
+    machine drifts); median wall time. Every backend is built before any timer starts and reused across rounds,
+    so no path pays a tokenizer load inside its timing; only its first call's own warm-up (the octo engine's
+    per-token text table) falls in round 1. Tokens = prompt + completion tokens of the details."""
+    from eval.backends import HFGenerateBackend, make_backend
     from eval.config import load_suite
     from eval.runner import run
     from octo.jsonl import read_jsonl
 
     work = Path(tempfile.mkdtemp(prefix="octo-bench-gen-"))
     n_params = params(model)
-    results = {}
     ways = {
-        "plain model.generate (hf_generate)": dict(backend="hf"),
-        "lighteval TransformersModel": dict(over=["model.engine=lighteval"]),
-        "octo.generation (default)": dict(over=[]),
+        "plain model.generate (hf_generate)": ("hf", []),
+        "lighteval TransformersModel": ("suite", ["model.engine=lighteval"]),
+        "octo.generation (default)": ("suite", []),
     }
-    for name, how in ways.items():
-        over = [*overrides, *how.get("over", [])]
-        suite = load_suite(suite_path, over)
-        backend = HFGenerateBackend(suite, model_path, model) if how.get("backend") == "hf" else None
-        out = work / name.split()[0]
-        start = time.perf_counter()
-        res = run(suite, model_path, out, model=model, backend=backend, force=True)
-        wall = time.perf_counter() - start
-        rows = [r for p in sorted((out / "details").glob("*.jsonl")) for r in read_jsonl(p)]
-        prompt = sum(r["prompt_tokens"] for r in rows)
-        completion = sum(sum(r["completion_tokens"]) for r in rows)
-        scores = {t: round(e["score"], 3) for t, e in res["tasks"].items()}
-        results[name] = (wall, len(rows), prompt, completion, scores)
-    base = results["plain model.generate (hf_generate)"][0]
+    suites = {name: load_suite(suite_path, [*overrides, *over]) for name, (_, over) in ways.items()}
+    backends = {
+        name: HFGenerateBackend(suites[name], model_path, model)
+        if kind == "hf"
+        else make_backend(suites[name], model_path, model)
+        for name, (kind, _) in ways.items()
+    }
+    walls: dict[str, list[float]] = {name: [] for name in ways}
+    results = {}
+    names = list(ways)
+    for r in range(args.eval_rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            out = work / f"{name.split()[0]}-{r}"
+            start = time.perf_counter()
+            res = run(suites[name], model_path, out, model=model, backend=backends[name], force=True)
+            walls[name].append(time.perf_counter() - start)
+            rows = [x for p in sorted((out / "details").glob("*.jsonl")) for x in read_jsonl(p)]
+            prompt = sum(x["prompt_tokens"] for x in rows)
+            completion = sum(sum(x["completion_tokens"]) for x in rows)
+            scores = {t: round(e["score"], 3) for t, e in res["tasks"].items()}
+            results[name] = (len(rows), prompt, completion, scores)
+    for backend in backends.values():
+        backend.close()
+    base = statistics.median(walls["plain model.generate (hf_generate)"])
     first = next(iter(results.values()))
-    print(f"\n== {title}: {first[1]} items, {first[2]} prompt tokens; SmolLM2-135M ({n_params / 1e6:.0f}M)")
+    print(
+        f"\n== {title}: {first[0]} items, {first[1]} prompt tokens; SmolLM2-135M ({n_params / 1e6:.0f}M); "
+        f"median of {args.eval_rounds} round(s), backends built before the timers"
+    )
     print(HEADER)
-    for name, (wall, items, prompt, completion, scores) in results.items():
+    for name, (items, prompt, completion, scores) in results.items():
+        wall = statistics.median(walls[name])
         flops = 2 * n_params * (prompt + completion)
         print(row(name, wall, items, prompt + completion, flops, args.peak_gflops, base, scores))
-    same = len({str(r[4]) for r in results.values()}) == 1
+        if args.eval_rounds > 1:
+            print(f"{'':<4}rounds: " + " ".join(f"{w:.1f}" for w in walls[name]))
+    same = len({str(r[3]) for r in results.values()}) == 1
     print(f"scores identical across the three paths: {same}")
 
 
@@ -218,7 +239,8 @@ def main() -> int:
     parser.add_argument("--max-new-tokens", type=int, default=128, help="eval budget (GSM8K; arith keeps 96)")
     parser.add_argument("--rl-prompts", type=int, default=4)
     parser.add_argument("--rl-generations", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="RL rounds")
+    parser.add_argument("--eval-rounds", type=int, default=1, help="rounds of each eval section")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--peak-gflops", type=float, default=150.0)
     args = parser.parse_args()

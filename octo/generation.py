@@ -9,6 +9,8 @@ What it does that a plain ``model.generate`` call over a batch does not:
 * **one prompt, n completions**: each prompt is prefilled once and its cache repeated ``n`` times (GRPO's G
   rollouts of a prompt, pass@k samples);
 * **length-sorted batches**: prompts are batched longest first, so padding is small;
+* **continuous batching** (``refill=True``; off by default until measured): once half the rows have finished, waiting prompts are prefilled and merged into the
+  running cache (``_Running``), so a batch is not held by its longest row;
 * **finished rows leave the batch**: a row stops at EOS, at a stop string (checked in the generated text only)
   or at the budget, and is removed from the cache (``batch_select_indices``), so the forward pass shrinks as
   rows finish instead of padding them to the longest one;
@@ -26,7 +28,11 @@ method, and rows leave the batch at different times).
 from __future__ import annotations
 
 import copy
+from collections import deque
 from dataclasses import dataclass
+
+from .attention import NAME as GROUPED_SDPA
+from .attention import grouped_sdpa
 
 _TEXTS: dict[tuple[int, int], list[str]] = {}  # (id(tokenizer), vocab size) -> text of every single token
 
@@ -123,9 +129,18 @@ class Generator:
     out (each ends with its EOS token or the token that completed a stop string; callers cut the stop text)."""
 
     def __init__(
-        self, model, tokenizer, *, max_rows: int = 64, memory_share: float = 0.25, min_prefix: int = 16
+        self,
+        model,
+        tokenizer,
+        *,
+        max_rows: int = 64,
+        memory_share: float = 0.25,
+        min_prefix: int = 16,
+        refill: bool = False,
     ):
         self.model, self.tokenizer = model, tokenizer
+        # True: continuous batching (_Running). Off by default: it was not yet measured to gain (docs/generation.md)
+        self.refill = refill
         self.max_rows, self.memory_share, self.min_prefix = max_rows, memory_share, min_prefix
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.vocab_size = model.config.vocab_size
@@ -155,19 +170,19 @@ class Generator:
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
         stops = StopStrings(self.tokenizer, list(stop), self.vocab_size)
         eos = set(eos_ids if isinstance(eos_ids, (list, tuple, set)) else [eos_ids])
-        out: list = [None] * len(prompts)
-        self.last_stats = {"prefix_tokens": prefix, "rows_per_batch": per_batch * n, "batches": 0, "steps": 0}
-        with torch.no_grad():
+        self.last_stats = {
+            "prefix_tokens": prefix,
+            "rows_per_batch": per_batch * n,
+            "prefills": 0,
+            "steps": 0,
+        }
+        self.last_stats["refills"] = 0  # prefills admitted while other rows were still decoding
+        # grouped_sdpa: on CPU, attention with the padding mask without copying the KV heads per query head
+        with torch.no_grad(), grouped_sdpa(self.model):
             cached = self._prefill_prefix(prompts[0][:prefix]) if prefix else None
-            for start in range(0, len(order), per_batch):
-                chunk = order[start : start + per_batch]
-                done = self._batch(
-                    [prompts[i] for i in chunk], prefix, cached, n, max_new_tokens, eos, stops, sampling
-                )
-                for k, i in enumerate(chunk):
-                    out[i] = done[k * n : (k + 1) * n]
-                self.last_stats["batches"] += 1
-        return out
+            run = _Running(self, prompts, prefix, cached, n, per_batch)
+            generated = run.decode(order, max_new_tokens, eos, stops, sampling)
+        return [[generated[(i, k)] for k in range(n)] for i in range(len(prompts))]
 
     def _prefill_prefix(self, ids: list[int]):
         import torch
@@ -209,7 +224,7 @@ class Generator:
     def _decode_mask(self, mask):
         """One query token per row: with SDPA, the 4D boolean mask is just the 2D one (True = attend), passed
         ready-made so transformers skips building it every step (a few ms of a tiny model's step)."""
-        if getattr(self.model.config, "_attn_implementation", None) == "sdpa":
+        if getattr(self.model.config, "_attn_implementation", None) in ("sdpa", GROUPED_SDPA):
             return mask.bool()[:, None, None, :]
         return mask
 
@@ -236,45 +251,116 @@ class Generator:
         u = torch.rand(cdf.shape[0], 1, device=cdf.device) * cdf[:, -1:]
         return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_max(cdf.shape[1] - 1)
 
-    def _batch(self, prompts, prefix, cached, n, max_new_tokens, eos, stops: StopStrings, sampling):
-        import torch
 
-        logits, cache, mask, last = self._first_logits(prompts, prefix, cached)
-        if n > 1:
-            cache.batch_repeat_interleave(n)
-            logits, mask, last = (t.repeat_interleave(n, dim=0) for t in (logits, mask, last))
-        total = len(prompts) * n
-        generated: list[list[int]] = [[] for _ in range(total)]
-        tails = [""] * total
-        alive = list(range(total))  # batch position -> row
-        for step in range(max_new_tokens):
-            tokens = self._pick(logits, sampling)
+class _Running:
+    """Continuous batching over one ``Generator.generate`` call: the rows decoding now share one cache, and as
+    rows finish, waiting prompts are prefilled (only their suffix after the shared prefix) and merged into it,
+    so a batch is never held by its longest row. Rows are left-padded to a common cache width; positions are
+    explicit per row and the 2D mask hides the padding, so a row's logits do not depend on its neighbours."""
+
+    def __init__(self, engine: Generator, prompts, prefix: int, cached, n: int, per_batch: int):
+        self.engine, self.prompts, self.prefix, self.cached = engine, prompts, prefix, cached
+        self.n, self.cap = n, per_batch * n
+        self.cache = self.mask = self.last = self.logits = None
+        self.alive: list[tuple[int, int]] = []  # batch position -> (prompt index, sample index)
+
+    def decode(self, order: list[int], max_new_tokens: int, eos: set, stops: StopStrings, sampling: Sampling):
+        """Every (prompt, sample) row's new token ids, each ending at EOS, its stop string or the budget."""
+        waiting = deque(order)
+        generated: dict[tuple[int, int], list[int]] = {(i, k): [] for i in order for k in range(self.n)}
+        tails = dict.fromkeys(generated, "")
+        self.admit(waiting)
+        while self.alive and max_new_tokens > 0:
+            tokens = self.engine._pick(self.logits, sampling)
             keep = []
             for j, token in enumerate(tokens.tolist()):
-                row = alive[j]
-                generated[row].append(token)
-                tails[row], stopped = stops.hit(tails[row], token, generated[row])
-                if not (token in eos or stopped):
+                row = self.alive[j]
+                ids = generated[row]
+                ids.append(token)
+                tails[row], stopped = stops.hit(tails[row], token, ids)
+                if not (token in eos or stopped or len(ids) >= max_new_tokens):
                     keep.append(j)
-            self.last_stats["steps"] += 1
-            if not keep or step == max_new_tokens - 1:
-                break
-            if len(keep) < len(alive):
-                index = torch.tensor(keep, device=tokens.device)
-                cache.batch_select_indices(index)
-                tokens, mask, last = tokens[index], mask[index], last[index]
-                alive = [alive[j] for j in keep]
-            mask = torch.cat([mask, mask.new_ones(len(alive), 1)], dim=1)
-            last = last + 1
-            out = self.model(
-                input_ids=tokens[:, None],
-                attention_mask=self._decode_mask(mask),
-                position_ids=last[:, None],
-                past_key_values=cache,
-                use_cache=True,
-            )
-            logits = out.logits[:, -1, :].float()
+            self.engine.last_stats["steps"] += 1
+            self.step(keep, tokens)
+            self.admit(waiting)
         return generated
+
+    def admit(self, waiting: deque) -> None:
+        """Prefill as many waiting prompts as there are free rows (n rows each) and merge them in."""
+        import torch
+
+        free = (self.cap - len(self.alive)) // self.n
+        # refill once half the rows are free, not at every finished row: a prefill of one or two prompts costs
+        # nearly a full forward, and rows of similar length finish a step or two apart
+        if self.alive and (not self.engine.refill or free * self.n < max(self.n, self.cap // 2)):
+            return
+        take = [waiting.popleft() for _ in range(min(free, len(waiting)))]
+        if not take:
+            return
+        stats = self.engine.last_stats
+        stats["prefills"] += 1
+        stats["refills"] += bool(self.alive)
+        logits, cache, mask, last = self.engine._first_logits(
+            [self.prompts[i] for i in take], self.prefix, self.cached
+        )
+        if self.n > 1:
+            cache.batch_repeat_interleave(self.n)
+            logits, mask, last = (t.repeat_interleave(self.n, dim=0) for t in (logits, mask, last))
+        rows = [(i, k) for i in take for k in range(self.n)]
+        if self.cache is None:
+            self.cache, self.mask, self.last, self.logits, self.alive = cache, mask, last, logits, rows
+            return
+        width = max(self.mask.shape[1], mask.shape[1])
+        pad_old, pad_new = width - self.mask.shape[1], width - mask.shape[1]
+        for old, new in zip(self.cache.layers, cache.layers):
+            old.keys = torch.cat([_left_pad(old.keys, pad_old), _left_pad(new.keys, pad_new)])
+            old.values = torch.cat([_left_pad(old.values, pad_old), _left_pad(new.values, pad_new)])
+        self.mask = torch.cat([_left_pad(self.mask, pad_old, dim=1), _left_pad(mask, pad_new, dim=1)])
+        self.last, self.logits = torch.cat([self.last, last]), torch.cat([self.logits, logits])
+        self.alive += rows
+
+    def step(self, keep: list[int], tokens) -> None:
+        """Drop the finished rows, then one decode forward for the rest: their next logits."""
+        import torch
+
+        if not keep:
+            self.cache, self.alive = None, []
+            return
+        if len(keep) < len(self.alive):
+            index = torch.tensor(keep, device=tokens.device)
+            self.cache.batch_select_indices(index)
+            tokens, self.mask, self.last = tokens[index], self.mask[index], self.last[index]
+            self.alive = [self.alive[j] for j in keep]
+            self.trim()
+        self.mask = torch.cat([self.mask, self.mask.new_ones(len(self.alive), 1)], dim=1)
+        self.last = self.last + 1
+        out = self.engine.model(
+            input_ids=tokens[:, None],
+            attention_mask=self.engine._decode_mask(self.mask),
+            position_ids=self.last[:, None],
+            past_key_values=self.cache,
+            use_cache=True,
+        )
+        self.logits = out.logits[:, -1, :].float()
+
+    def trim(self) -> None:
+        """Cut the leading cache columns that no remaining row attends to (padding left by rows that left)."""
+        first = int(self.mask.any(0).int().argmax())
+        if first > 0:
+            for layer in self.cache.layers:
+                layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
+            self.mask = self.mask[:, first:]
+
+
+def _left_pad(tensor, width: int, dim: int = 2):
+    """``tensor`` with ``width`` zeros before it along ``dim`` (a cache's sequence axis, or a mask's)."""
+    import torch
+
+    if width == 0:
+        return tensor
+    shape = list(tensor.shape)
+    shape[dim] = width
+    return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
 
 
 def cut_text(text: str, stop: list[str]) -> str:

@@ -61,7 +61,7 @@ def test_shared_prefix_greedy_equals_generate(lively):
     engine = Generator(model, tok, max_rows=4, min_prefix=8)  # 6 prompts -> two batches
     out = engine.generate(ids, 1, 24, [tok.eos_token_id])
     assert engine.last_stats["prefix_tokens"] == common_prefix(ids) > 40
-    assert engine.last_stats["batches"] == 2
+    assert engine.last_stats["prefills"] == 2
     texts = set()
     for prompt, (got,) in zip(prompts, out):
         want = reference(model, tok, prompt, 24)
@@ -91,6 +91,28 @@ def test_rows_stop_at_their_stop_string(lively):
         assert cut_text(tok.decode(o, skip_special_tokens=True), [stop]) == cut_text(
             tok.decode(ref, skip_special_tokens=True), [stop]
         )
+
+
+def test_finished_rows_are_refilled_with_waiting_prompts(lively):
+    """Continuous batching: with 2 rows and 6 prompts, a row that stops at its stop string is replaced by a waiting
+    prompt while the other row is still decoding; every completion still equals plain generate's, cut alike."""
+    model, tok, _ = lively
+    prompts = fewshot_prompts()
+    ids = [tok(p)["input_ids"] for p in prompts]
+    full = [reference(model, tok, p, 30) for p in prompts]
+    text = tok.decode(full[0], skip_special_tokens=True)
+    stop = text[len(text) // 3 : len(text) // 3 + 2]
+    engine = Generator(model, tok, max_rows=2, min_prefix=8, refill=True)
+    out = engine.generate(ids, 1, 30, [tok.eos_token_id], stop=[stop])
+    assert engine.last_stats["prefills"] > 3 and engine.last_stats["refills"] >= 1
+    for (o,), ref in zip(out, full):
+        assert cut_text(tok.decode(o, skip_special_tokens=True), [stop]) == cut_text(
+            tok.decode(ref, skip_special_tokens=True), [stop]
+        )
+        assert len(o) == 30 or stop in tok.decode(o, skip_special_tokens=True) or o[-1] == tok.eos_token_id
+    static = Generator(model, tok, max_rows=2, min_prefix=8, refill=False)
+    assert static.generate(ids, 1, 30, [tok.eos_token_id], stop=[stop]) == out
+    assert static.last_stats["refills"] == 0
 
 
 def test_n_samples_share_one_prefill_and_repeat_with_a_seed(lively):
