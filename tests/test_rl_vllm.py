@@ -19,6 +19,7 @@ from rl.dynamics import METRIC_FIELDS, SAMPLE_FIELDS
 pytestmark = pytest.mark.vllm
 STEPS = 3
 SAME_FRACTION = 7 / 8
+TIE_LOGIT = 1e-3  # two fp32 engines' logits of the same weights agree far closer than this
 PROMPTS = [f"Question: Calculate {a} {op} {b}.\nAnswer:" for a, b, op in [(1, 2, "+"), (5, 3, "-"), (4, 4, "+"),
                                                                           (2, 5, "-"), (3, 0, "+"), (0, 1, "-")]]  # fmt: skip
 
@@ -105,8 +106,28 @@ def test_pushed_weights_are_the_trained_ones(vllm_run, qa_model):  # noqa: F811
     assert not engine.folder.exists()
     hf_before, hf_after = _hf_greedy(qa_model, PROMPTS, 24), _hf_greedy(final, PROMPTS, 24)
     assert hf_before != hf_after  # the run changed the policy's greedy answers, so the check has teeth
+    # every token vLLM chose is the argmax of the HF model it should hold (up to a rounding tie): a path may
+    # part from HF's own greedy path at a tie, but never at a token the weights do not rank first
+    assert _worst_argmax_gap(qa_model, prompt_ids, before) <= TIE_LOGIT, "vLLM before the push"
+    assert _worst_argmax_gap(final, prompt_ids, after) <= TIE_LOGIT, "vLLM after the push"
+    assert _worst_argmax_gap(final, prompt_ids, before) > TIE_LOGIT  # stale weights would be caught
     assert sum(a == b for a, b in zip(before, hf_before)) >= SAME_FRACTION * len(PROMPTS), (before, hf_before)
-    assert sum(a == b for a, b in zip(after, hf_after)) >= SAME_FRACTION * len(PROMPTS), (after, hf_after)
+
+
+def _worst_argmax_gap(model_dir, prompt_ids: list[list[int]], completions: list[list[int]]) -> float:
+    """The largest (max logit - logit of the chosen token) of the HF model over every completion token."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    worst = 0.0
+    for prompt, completion in zip(prompt_ids, completions):
+        ids = torch.tensor([prompt + completion])
+        with torch.no_grad():
+            logits = model(ids).logits[0, len(prompt) - 1 : -1]
+        chosen = logits.gather(1, torch.tensor(completion).unsqueeze(1)).squeeze(1)
+        worst = max(worst, float((logits.max(dim=1).values - chosen).max()))
+    return worst
 
 
 def test_deterministic_rollouts_agree_with_the_octo_engine(qa_model, problem_files, tmp_path):  # noqa: F811
