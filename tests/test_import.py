@@ -333,7 +333,7 @@ def test_sparse_curves_are_drawn_as_markers_with_a_line():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from eval.curve_plots import draw_arm
+    from eval.readiness.curve_plots import draw_arm
 
     rows = [{"step": 50 * i, "val/math500/acc": 0.2 + 0.01 * i} for i in range(11)]
     fig, ax = plt.subplots()

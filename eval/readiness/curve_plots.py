@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from octo.layout import parse_val_key, val_key
 
-from .curves import rolling_mean_steps, series, step_window
+from ..curves import rolling_mean_steps, series, step_window
 
 SPARSE = 60  # at most this many points: draw every point with a marker
 
