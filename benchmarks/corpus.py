@@ -108,7 +108,8 @@ def main() -> int:
 
     from octo.jsonl import read_jsonl
     from octo.tiny import train_bpe_tokenizer
-    from pipelines.build import build, plan, quiet_datatrove_console
+    from pipelines.build import build, plan
+    from pipelines.executors import quiet_datatrove_console
     from pipelines.layout import layout
     from pipelines.recipe import CorpusRecipe
     from pipelines.report import merged_stage_stats

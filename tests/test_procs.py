@@ -69,7 +69,7 @@ def sleeper(data, rank=0, world_size=1):
     yield from data
 """
 POOL = """
-from pipelines.build import _local_executor_class
+from pipelines.executors import _local_executor_class
 executor = _local_executor_class()([sleeper], tasks=2, workers=2, logging_dir=str(out / "logs"),
                                    start_method=sys.argv[2])
 threading.Thread(target=executor.run, daemon=True).start()
