@@ -1,16 +1,31 @@
 """Evaluation suites on lighteval and the RL-readiness table.
 
-The orchestrator's API, importable from the package (lazily: lighteval loads only when a suite runs):
-``load_suite(path, overrides)``, ``run(suite, model_path, out_dir, ...)``, ``build_readiness(study_dir, **options)``.
+The stage's API (the same shape as every stage's): ``load(path, overrides)`` (also ``load_suite``),
+``dry_run(suite)`` (the resolved suite, validated, nothing loaded), ``run(suite, model_path, out_dir, ...)``
+(scores a checkpoint; returns the results dict, written to ``out_dir``/results.json), and
+``build_readiness(study_dir, **options)``. Importing the package stays light: lighteval, transformers and
+torch load only when a suite runs.
 """
 
-_EXPORTS = {"load_suite": "eval.config", "run": "eval.runner", "build_readiness": "eval.readiness"}
-__all__ = list(_EXPORTS)
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from eval.config import SuiteConfig, load_suite
+from eval.readiness import build_readiness
+from eval.runner import run
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
+def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> SuiteConfig:
+    """Load ``configs/eval/<suite>.yaml`` with dotted ``key=value`` overrides."""
+    return load_suite(path, overrides)
 
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'eval' has no attribute {name!r}")
+
+def dry_run(suite: SuiteConfig) -> str:
+    """The resolved suite as YAML (every task and setting after overrides), validated without loading a model."""
+    return yaml.safe_dump(suite.model_dump(mode="json"), sort_keys=False)
+
+
+__all__ = ["SuiteConfig", "load", "load_suite", "dry_run", "run", "build_readiness"]

@@ -280,6 +280,20 @@ def _settings(suite: SuiteConfig, backend_name: str) -> dict:
     }
 
 
+def default_out_dir(model_path: str | Path, suite: SuiteConfig) -> Path:
+    """Where ``octo eval run`` writes without ``--out``: runs/eval/<model folder name>/<suite name>."""
+    return Path("runs/eval") / Path(model_path).name / suite.name
+
+
+def score_lines(results: dict) -> str:
+    """One line per task: metric, score ± stderr and the number of items."""
+    width = max(len(name) for name in results["tasks"])
+    return "\n".join(
+        f"  {name:<{width}}  {entry['main']:>8} {entry['score']:.3f} ± {entry['stderr']:.3f}  n={entry['n']}"
+        for name, entry in results["tasks"].items()
+    )
+
+
 def run(
     suite: SuiteConfig | str | Path,
     model_path: str | Path,

@@ -14,7 +14,7 @@ from midtrain.plan import make_plan
 
 def run(config: MidtrainConfig):
     """Train (or resume, or skip when complete) and return the ``final/`` HF folder (a ``Path``)."""
-    from midtrain.train import run as _run
+    from midtrain.train import run as _run  # transformers and the training loop: only when a run starts
 
     return _run(config)
 

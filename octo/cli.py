@@ -1,4 +1,5 @@
-"""The ``octo`` command: one subcommand per stage, each dispatched to that stage's own entry module.
+"""The ``octo`` command: one subcommand per stage, each dispatched to that stage's ``cli`` module (argparse only;
+it calls the stage's ``load`` / ``dry_run`` / ``run``).
 
 Stage modules are imported only when their command runs, so ``octo --help`` is instant and a stage's
 heavy imports (torch, datatrove, lighteval) never slow down another.
@@ -19,16 +20,16 @@ SUBCOMMANDS: dict[tuple[str, str], str] = {("probe", "validate"): "eval.probe_va
 # command -> (module with a main(argv) function, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "corpus": (
-        "pipelines.__main__",
+        "pipelines.cli",
         "build math mid-training corpora with datatrove (build, train-classifier, ...)",
     ),
     "midtrain": (
-        "midtrain.__main__",
+        "midtrain.cli",
         "continued pre-training on weighted corpus mixes (run, dry-run, nanotron-config, convert)",
     ),
-    "rl": ("rl.__main__", "R1-Zero-style GRPO that records the RL dynamics (run)"),
-    "eval": ("eval.__main__", "lighteval suites: few-shot base, zero-shot RL, pass@k (run)"),
-    "readiness": ("eval.readiness", "the RL-readiness table and plots of a study folder"),
+    "rl": ("rl.cli", "R1-Zero-style GRPO that records the RL dynamics (run)"),
+    "eval": ("eval.cli", "lighteval suites: few-shot base, zero-shot RL, pass@k (run)"),
+    "readiness": ("eval.readiness.cli", "the RL-readiness table and plots of a study folder"),
     "runs": (
         "eval.importer.cli",
         "import runs made elsewhere: W&B exports, veRL/TRL logs, lighteval (import)",
@@ -37,7 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "rl.probe_cli",
         "predict a checkpoint's RL outcome before RL (MODEL --rl CONFIG); validate RUNS_DIR: how well it predicts",
     ),
-    "study": ("study.__main__", "run a whole study end to end (run, --dry-run)"),
+    "study": ("study.cli", "run a whole study end to end (run, --dry-run)"),
     "publish": ("octo.publish", "a finished run as a Hub model folder with a model card (--out DIR, --push)"),
     "demo": ("study.demo", "the miniature OctoThinker study on CPU (what `make demo` runs)"),
     "assets": (

@@ -15,14 +15,11 @@ from pathlib import Path
 
 from octo.manifest import PROJECT_ROOT
 from octo.procs import child_preexec, pool_initializer
+from pipelines.errors import CorpusBuildError
 from pipelines.layout import layout, stage_dir
 from pipelines.plan import Stage
 from pipelines.recipe import CorpusRecipe
 from pipelines.report import merged_stage_stats, total
-
-
-class CorpusBuildError(RuntimeError):
-    """A stage did not complete (failed tasks are listed with the tail of their logs)."""
 
 
 def log(recipe: CorpusRecipe, message: str) -> None:

@@ -8,6 +8,7 @@ MinHash deduplication, n-gram decontamination against evaluation sets, tokenizat
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple, Union
@@ -513,6 +514,18 @@ class CorpusRecipe(StrictModel):
 def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> CorpusRecipe:
     """Load a recipe YAML with dotted ``key=value`` overrides (e.g. ``output_dir=runs/x tokenize.tokenizer=tok``)."""
     return load_config(path, CorpusRecipe, overrides)
+
+
+def recipe_of_corpus(corpus: str | Path, tokenizer: str) -> CorpusRecipe:
+    """The recipe a built corpus folder was made with (its manifest), set to tokenize its documents with
+    ``tokenizer`` into that same folder (``octo corpus tokenize``)."""
+    manifest = Path(corpus) / "manifest.json"
+    if not manifest.is_file():
+        raise ConfigError(f"{corpus}: no manifest.json (build the documents first with `octo corpus build`)")
+    config = json.loads(manifest.read_text())["config"]
+    config["tokenize"]["tokenizer"] = tokenizer
+    config["output_dir"] = str(corpus)
+    return CorpusRecipe.model_validate(config)
 
 
 def resolve_path(path: str) -> Path:

@@ -35,6 +35,7 @@ from datatrove.pipeline.writers import JsonlWriter
 
 from octo.config import ConfigError
 from pipelines import steps
+from pipelines.errors import RefineServerError
 from pipelines.recipe import CorpusRecipe, RefineConfig, RefineGuards, resolve_path
 
 __all__ = [
@@ -154,10 +155,6 @@ class RefineEndpoint(EndpointServer):
             f"refine: server gone at {self.endpoint_url} ({type(last).__name__}: {last}) after {self.retries} "
             "retries; build again when it is back (refined documents are kept and not sent again)"
         )
-
-
-class RefineServerError(RuntimeError):
-    """The server could not be reached (or went away): the task stops, its finished documents are kept."""
 
 
 class RefineRunner(InferenceRunner):

@@ -119,3 +119,15 @@ def test_vllm_rollout_engine_is_validated_on_load():
             load(CONFIGS / "demo.yaml", ["trainer.rollout_engine=vllm", "trainer.use_vllm=true"])
     with pytest.raises(ConfigError, match=r"trainer.rollout_engine"):
         load(CONFIGS / "demo.yaml", ["trainer.rollout_engine=sglang"])
+
+
+def test_dry_run_describes_the_run_without_loading_it(capsys):
+    from rl import dry_run
+    from rl.cli import main
+
+    text = dry_run(load(CONFIGS / "demo.yaml", ["model=some/model"]))
+    assert text.splitlines()[0] == "GRPO from some/model -> runs/demo/rl/default"
+    assert "120 steps x 4 prompts x 8 rollouts, <= 0.18M generated tokens" in text
+    assert "template: qa; reward: correctness" in text
+    assert main(["run", str(CONFIGS / "demo.yaml"), "--dry-run", "--model", "some/model"]) == 0
+    assert capsys.readouterr().out == text + "\n"

@@ -7,6 +7,7 @@ Imports anywhere in a file count (inside functions too), so a cycle cannot hide 
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,3 +121,17 @@ def test_no_new_long_functions_and_known_ones_do_not_grow():
     grown = {f: n for f, n in found.items() if f in KNOWN_LONG and n > KNOWN_LONG[f]}
     assert not new, f"functions over {MAX_LINES} lines: {new}"
     assert not grown, f"known long functions grew: {grown}"
+
+
+STAGES = ("pipelines", "midtrain", "rl", "eval", "study")
+
+
+def test_every_stage_has_the_same_public_shape():
+    """load / dry_run / run in the package, argparse in cli.py, and a __main__.py that only calls cli.main()."""
+    for name in STAGES:
+        package = importlib.import_module(name)
+        missing = [f for f in ("load", "dry_run", "run") if not callable(getattr(package, f, None))]
+        assert not missing, f"{name} lacks {missing}"
+        assert callable(importlib.import_module(f"{name}.cli").main)
+        entry = (ROOT / name / "__main__.py").read_text()
+        assert f"from {name}.cli import main" in entry and len(entry.splitlines()) <= 6, name

@@ -15,8 +15,8 @@ from procs_helpers import kill_run
 
 from octo.config import ConfigError
 from octo.manifest import PROJECT_ROOT, read_manifest
-from study.__main__ import describe
 from study.config import load
+from study.overview import describe
 from study.runner import plan
 from study.stages import midtrain_config
 
