@@ -26,7 +26,9 @@ from octo.jsonl import write_jsonl
 from octo.manifest import config_hash, is_complete, write_manifest
 from octo.procs import run_lock
 
+from . import tasks as T
 from .config import SuiteConfig, load_suite, selected_tasks
+from .metrics import build_metric, metric_names
 
 RESULTS = "results.json"
 log = logging.getLogger("octo.eval")
@@ -92,8 +94,6 @@ def run_task(task, suite: SuiteConfig, backend, out_dir: Path) -> dict:
     """Evaluate one task with one lighteval Pipeline; write details/<task>.jsonl; return its result entry."""
     import transformers
 
-    from . import tasks as T
-
     started = time.time()
     timing = {}
 
@@ -143,9 +143,6 @@ def _lighteval_pipeline(
     """A lighteval Pipeline over a fresh module that holds just this task."""
     from lighteval.logging.evaluation_tracker import EvaluationTracker
     from lighteval.pipeline import ParallelismManager, Pipeline, PipelineParameters
-
-    from . import tasks as T
-    from .metrics import build_metric
 
     gen = suite.generation
     module = types.ModuleType(f"octo_eval_tasks_{task.name}")
@@ -233,8 +230,6 @@ def _result_entry(
     task, suite: SuiteConfig, loaded, rows: list[dict], aggregated: dict, max_new_tokens, stop
 ) -> dict:
     """The task's entry in results.json: its settings, scores and completion-length figures."""
-    from .metrics import metric_names
-
     gen = suite.generation
     names = metric_names(gen.n, gen.ks())
     scores = {
@@ -354,10 +349,8 @@ def run(
 def _run(
     suite: SuiteConfig, model_path, out_dir: Path, run_config: dict, model, backend, force: bool
 ) -> dict:
-    from .tasks import install_lighteval_patches
-
     results_file = out_dir / RESULTS
-    install_lighteval_patches()
+    T.install_lighteval_patches()
     _quiet_lighteval()
     started = time.time()
     previous = json.loads(results_file.read_text()) if results_file.is_file() and not force else {}
@@ -378,7 +371,7 @@ def _run(
                 print(f"[eval] {suite.name}/{task.name}: kept from the interrupted run", flush=True)
                 continue
             if backend is None:
-                from .backends import make_backend
+                from .backends import make_backend  # torch/transformers/lighteval: only when a suite runs
 
                 backend = make_backend(suite, model_path, model)
             entry = run_task(task, suite, backend, out_dir)

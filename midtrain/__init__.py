@@ -10,12 +10,11 @@ The study calls it in-process::
 
 from midtrain.config import MidtrainConfig, load
 from midtrain.plan import make_plan
+from midtrain.train import run as _run
 
 
 def run(config: MidtrainConfig):
     """Train (or resume, or skip when complete) and return the ``final/`` HF folder (a ``Path``)."""
-    from midtrain.train import run as _run  # transformers and the training loop: only when a run starts
-
     return _run(config)
 
 

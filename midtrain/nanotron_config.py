@@ -29,7 +29,9 @@ from midtrain.convert import NANOTRON_COMMIT, nanotron_model_config
 from midtrain.data import find_shards, shard_metadata
 from midtrain.nanotron_schema import validate
 from midtrain.plan import make_plan
+from midtrain.train import resolve_base
 from octo.config import ConfigError
+from octo.tiny import resolve_tokenizer
 
 INDEX = "plan.json"
 
@@ -38,8 +40,6 @@ def _model(config: MidtrainConfig) -> tuple[dict, str, dict]:
     """(nanotron LlamaConfig dict, tokenizer reference, init_method) for the config's base model."""
     if config.model.tiny is not None:
         from transformers import AutoTokenizer
-
-        from octo.tiny import resolve_tokenizer
 
         tok_dir = resolve_tokenizer(config.model.tiny.tokenizer)
         tok = AutoTokenizer.from_pretrained(str(tok_dir))
@@ -61,7 +61,6 @@ def _model(config: MidtrainConfig) -> tuple[dict, str, dict]:
             "rms_norm_eps": 1e-6,
         }
         return nanotron_model_config(hf), str(Path(tok_dir).resolve()), {"std": float(s.initializer_range)}
-    from midtrain.train import resolve_base
 
     base = resolve_base(config.model.base)
     if not Path(base).is_dir():

@@ -35,6 +35,7 @@ from midtrain.data import Mixture, find_shards, open_sources
 from midtrain.plan import Plan, branch_start, make_plan
 from midtrain.plot import plot_metrics
 from midtrain.schedule import lr_at
+from octo import assets
 from octo.checkpoints import FINAL
 from octo.config import ConfigError, dump_config, load_raw
 from octo.errors import StageError
@@ -57,8 +58,6 @@ def log(message: str) -> None:
 # ----------------------------------------------------------------------------------------------- setup helpers
 def resolve_base(spec: str) -> str:
     """'smollm2' / 'smollm2:N' -> the offline SmolLM2 folder; a folder -> itself; anything else: a hub id."""
-    from octo import assets
-
     if spec == "smollm2":
         return str(assets.smollm2_path())
     if spec.startswith("smollm2:"):

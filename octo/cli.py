@@ -10,7 +10,9 @@ from __future__ import annotations
 import importlib
 import sys
 
+from octo import __version__
 from octo.errors import OctoError
+from octo.progress import quiet_libraries
 from octo.schema import STAGE_MODELS, schema_main
 
 # (command, first word) -> module, where one command's subcommand belongs to another package: the probe runs
@@ -68,12 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         print(usage())
         return 0
     if argv[0] in ("-V", "--version"):
-        from octo import __version__
-
         print(f"octo {__version__}")
         return 0
     command, rest = argv[0], argv[1:]
-    from octo.progress import quiet_libraries
 
     quiet_libraries()  # no carriage-return bar redraws in a log file (before any stage imports tqdm)
     if command not in COMMANDS:

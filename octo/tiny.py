@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from octo import assets
 from octo.config import StrictModel
 from octo.errors import ConfigError, MissingInputError
 
@@ -82,8 +83,6 @@ def train_bpe_tokenizer(
 
 def resolve_tokenizer(spec: str) -> Path:
     """'llama3' / 'smollm2' name the offline tokenizers; anything else is a folder."""
-    from octo import assets
-
     if spec == "llama3":
         return assets.llama3_tokenizer_path()
     if spec == "smollm2":

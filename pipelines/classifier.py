@@ -22,6 +22,7 @@ from octo.errors import ConfigError, StageError
 from octo.procs import child_preexec
 from pipelines.readers import make_reader
 from pipelines.recipe import Source
+from pipelines.steps import megamath_normalise
 
 __all__ = ["ClassifierConfig", "train_classifier", "load_classifier_config"]
 
@@ -73,8 +74,6 @@ def load_classifier_config(path, overrides=()) -> ClassifierConfig:
 
 
 def _normalise(text: str, mode: str) -> str:
-    from pipelines.steps import megamath_normalise
-
     return megamath_normalise(text) if mode == "megamath" else " ".join(text.split())
 
 

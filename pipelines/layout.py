@@ -9,6 +9,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from octo.assets import llama3_tokenizer_path
 from octo.config import ConfigError
 from octo.manifest import hash_path
 from pipelines.recipe import CorpusRecipe, resolve_path
@@ -40,8 +41,6 @@ def stage_dir(out: Path, stage) -> Path:
 def tokenizer_file(spec: str) -> Path:
     """tokenizer.json of a tokenizer folder, checkpoint folder, file, or 'llama3'."""
     if spec == "llama3":
-        from octo.assets import llama3_tokenizer_path
-
         return llama3_tokenizer_path() / "tokenizer.json"
     path = resolve_path(spec)
     if path.is_dir():

@@ -17,6 +17,7 @@ from pydantic import Field, field_validator, model_validator
 
 from octo.assets import check_benchmarks
 from octo.config import ConfigError, StrictModel, load_config
+from octo.manifest import PROJECT_ROOT
 from octo.sources import (
     ARITHMETIC,
     CHAMP_PROBLEMS,
@@ -29,6 +30,7 @@ from octo.sources import (
     REASONING_GYM,
     WIKI,
 )
+from pipelines.sources import TEMPLATES
 
 __all__ = ["CorpusRecipe", "load_recipe", "RESERVED_SEEDS"]
 
@@ -60,8 +62,6 @@ class SourceBase(StrictModel):
 
     @property
     def resolved_template(self) -> str:
-        from pipelines.sources import TEMPLATES
-
         return self.template or TEMPLATES[self.format]
 
 
@@ -205,7 +205,7 @@ class LanguageFilterConfig(Scoped):
     threshold: float = Field(0.65, ge=0, le=1)
 
     def step(self, field: str, words) -> PlannedFilter:
-        from pipelines import steps
+        from pipelines import steps  # datatrove: only when a step is built
 
         model = str(check_exists(self.model, f"{field}.model")) if self.model else None
         step = steps.ScopedLanguageFilter(self.languages, self.threshold, model)
@@ -220,7 +220,7 @@ class MetadataFilterConfig(Scoped):
     max: float | None = None
 
     def step(self, field: str, words) -> PlannedFilter:
-        from pipelines import steps
+        from pipelines import steps  # datatrove: only when a step is built
 
         step = steps.MetadataThresholdFilter(self.key, self.min, self.max)
         return PlannedFilter(f"filter:{self.key}", step, f"metadata_{self.key}")
@@ -245,7 +245,7 @@ class QualityFilterConfig(Scoped):
         return name
 
     def step(self, field: str, words) -> PlannedFilter:
-        from pipelines import steps
+        from pipelines import steps  # datatrove: only when a step is built
 
         try:
             step = steps.QUALITY_FILTERS[self.name](**{"language": words, **self.options})
@@ -263,7 +263,7 @@ class MathFilterConfig(Scoped):
     threshold: float = Field(0.5, ge=0, le=1, description="keep documents with P(label) >= threshold")
 
     def step(self, field: str, words) -> PlannedFilter:
-        from pipelines import steps
+        from pipelines import steps  # datatrove: only when a step is built
 
         model = str(check_exists(self.model, f"{field}.model"))
         return PlannedFilter(
@@ -533,7 +533,6 @@ def resolve_path(path: str) -> Path:
     p = Path(path)
     if p.is_absolute() or p.exists():
         return p
-    from octo.manifest import PROJECT_ROOT
 
     rooted = PROJECT_ROOT / p
     return rooted if rooted.exists() else p

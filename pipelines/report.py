@@ -138,7 +138,7 @@ def collect(recipe, out: Path, stages) -> dict:
         result["minhash"] = {**recipe.minhash.model_dump(), "sources": recipe.minhash_sources,
                              "removed": next((r["dropped"] for r in steps if r["step"] == "filter:minhash"), 0)}  # fmt: skip
     if recipe.refine is not None:
-        from pipelines.refine import report_section
+        from pipelines.refine import report_section  # datatrove's inference runner: only for refined corpora
 
         runner = {step["label"]: step["stats"] for st in stages if st.name == "refine"
                   for step in merged_stage_stats(stage_dir(out, st), st)}  # fmt: skip
@@ -281,7 +281,7 @@ def render_report(stats: dict) -> str:
                   f"number normalisation {'on' if mh['norm_numbers'] else 'off'}; over sources {mh['sources']}; "
                   f"{_n(mh['removed'])} near-duplicates removed.", ""]  # fmt: skip
     if "refine" in stats:
-        from pipelines.refine import render_section
+        from pipelines.refine import render_section  # datatrove's inference runner: only for refined corpora
 
         parts += render_section(stats["refine"])
     if "decont" in stats:

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from string import Formatter as _StrFormatter
 from typing import Any
 
+from octo import assets
+
 # Named templates. Field names refer to record keys (after ``fields`` renaming).
 TEMPLATES: dict[str, str] = {
     "text": "{text}",
@@ -124,8 +126,6 @@ def arithmetic_records(
     Each record: {id, question, answer, expression, steps, solution, prose, difficulty}. ``solution`` is
     "<steps>. The answer is \\boxed{a}." and ``prose`` one of five prose explanations (chosen by a seeded RNG).
     """
-    from octo.assets import reasoning_gym_items
-
     total = sum(weight for weight, _ in mix)
     counts = [int(round(size * weight / total)) for weight, _ in mix]
     counts[-1] = size - sum(counts[:-1])
@@ -135,7 +135,7 @@ def arithmetic_records(
         if count <= 0:
             continue
         # part i uses seed + i (the recipe checks these stay clear of the RL/evaluation seeds)
-        items = reasoning_gym_items("basic_arithmetic", size=count, seed=seed + part, **options)
+        items = assets.reasoning_gym_items("basic_arithmetic", size=count, seed=seed + part, **options)
         for item in items:
             expression = item["metadata"]["expression"]
             steps, value = left_to_right_steps(expression)
@@ -165,12 +165,10 @@ def stable_fraction(key: str) -> float:
 
 
 def wiki_records(topic=None, exclude_topic=None, hash_range=(0.0, 1.0), lang="en-us") -> list[dict]:
-    from octo.assets import wiki_summaries
-
     low, high = hash_range
     return [
         {"id": f"wiki/{r['title']}", "text": r["extract"], "title": r["title"], "topic": r["topic"]}
-        for r in wiki_summaries(lang=lang, topic=topic, exclude_topic=exclude_topic)
+        for r in assets.wiki_summaries(lang=lang, topic=topic, exclude_topic=exclude_topic)
         if low <= stable_fraction(r["title"]) < high
     ]
 
@@ -178,8 +176,6 @@ def wiki_records(topic=None, exclude_topic=None, hash_range=(0.0, 1.0), lang="en
 # --------------------------------------------------------------------------------------------- loaders
 def offline_records(kind: str, spec: dict) -> Iterator[dict]:
     """Records of one offline source kind (see ``pipelines.recipe`` for the options of each)."""
-    from octo import assets
-
     if kind == "wiki":
         yield from wiki_records(
             spec.get("topic"), spec.get("exclude_topic"), tuple(spec["hash_range"]), spec["lang"]

@@ -44,7 +44,9 @@ from datatrove.utils.lid import FastTextLID
 from datatrove.utils.logging import logger
 from datatrove.utils.word_tokenizers import WordTokenizer, load_word_tokenizer
 
+from octo.assets import benchmark_items
 from octo.errors import ConfigError
+from octo.jsonl import read_jsonl
 from octo.registry import registrar
 from pipelines.sources import FormatError, Formatter, offline_records
 
@@ -297,9 +299,6 @@ class BenchmarkReader(BaseReader):
         self.files = [dict(f) for f in files]
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        from octo.assets import benchmark_items
-        from octo.jsonl import read_jsonl
-
         if data:
             yield from data
         for name in self.benchmarks:

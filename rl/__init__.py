@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .config import RLConfig
 from .config import load as load_config
+from .grpo import run as _run
 from .rewards import check_names
 
 
@@ -46,8 +47,6 @@ def dry_run(config: RLConfig) -> str:
 
 def run(config: RLConfig, **kwargs):
     """Run (or resume, or return) the GRPO run described by ``config``; returns its ``final/`` folder."""
-    from .grpo import run as _run  # torch/TRL are imported only when a run starts
-
     return _run(config, **kwargs)
 
 

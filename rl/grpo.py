@@ -135,7 +135,7 @@ def _resume_point(out: Path, per_step: int, main: bool) -> tuple[Path | None, in
 
 
 def _validator(cfg: RLConfig, validation_items: dict, fmt, tokenizer):
-    from .validation import Validator
+    from .validation import Validator  # torch/transformers: only when validation is on
 
     if not (cfg.validation.sets and (cfg.validation.every or cfg.validation.at_start)):
         return None
@@ -156,6 +156,7 @@ def _train(cfg: RLConfig, out: Path, started: float, callbacks) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
     from transformers.trainer_utils import set_seed
 
+    # rl.trainer imports TRL at module level: only when a run starts
     from .trainer import DynamicsCallback, OctoGRPOTrainer, Recorder, grpo_args, updates_per_step
 
     t = cfg.trainer

@@ -14,6 +14,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from octo.assets import benchmark_items
 from octo.errors import ConfigError, InputError
 from octo.generation import Generator, Sampling, cut_text
 from octo.jsonl import write_jsonl
@@ -45,8 +46,6 @@ def probe_prompts(probe: ProbeConfig, rl: RLConfig, count: int) -> list[dict]:
 
 
 def _benchmark_references(name: str) -> list[dict]:
-    from octo.assets import benchmark_items
-
     return [
         {"question": x["question"], "solution": x.get("solution") or "", "answer": x["answer"]}
         for x in benchmark_items(name)

@@ -11,6 +11,9 @@ import argparse
 import json
 import sys
 
+from . import load
+from .probe_config import load_probe
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="octo probe", description=__doc__)
@@ -28,9 +31,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from pathlib import Path
 
-    from . import load
-    from .probe import run_probe
-    from .probe_config import load_probe
+    from .probe import run_probe  # torch/transformers: only when the probe runs
 
     rl_overrides = [w[3:] for w in words if w.startswith("rl.")]
     probe_overrides = [w for w in words if not w.startswith("rl.")]

@@ -32,6 +32,7 @@ from .config import RLConfig
 from .dynamics import metrics_row, summarise_rollout, summarise_updates
 from .rewards import judge, total_reward
 from .stopping import cut_at_stop, stop_generate_on
+from .vllm_rollouts import VLLMRollouts
 
 
 def updates_per_step(cfg: RLConfig) -> int:
@@ -232,8 +233,6 @@ class OctoGRPOTrainer(GRPOTrainer):
 
     def _vllm_generate(self, prompt_ids: list[list[int]]) -> list[list[int]]:
         """The G completions of each prompt from the run's vLLM engine, after pushing the current weights."""
-        from .vllm_rollouts import VLLMRollouts
-
         model = self.accelerator.unwrap_model(self.model_wrapped)
         if self.vllm_rollouts is None:
             self.vllm_rollouts = VLLMRollouts(

@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from eval.config import load_suite, selected_tasks
+from octo.assets import benchmark_items
 from octo.config import load_raw
+from rl.probe_config import plan_budget
 from study.stages import corpus_recipe, midtrain_config, probe_config, rl_config
 
 
@@ -73,7 +76,7 @@ def base_params(study) -> float | None:
 
 
 def corpus(study, name: str) -> Estimate:
-    from pipelines.build import dry_run
+    from pipelines.build import dry_run  # datatrove: the corpus stages are planned to be counted
 
     recipe = corpus_recipe(study, name, None)
     stages = dry_run(recipe)  # validates the recipe, its sources and models without building anything
@@ -106,8 +109,6 @@ def rl(study, model: str) -> Estimate:
 
 
 def probe(study, model: str) -> Estimate:
-    from rl.probe_config import plan_budget
-
     budget = plan_budget(probe_config(study, model), rl_config(study, model))
     generated = budget["worst_case_tokens"]
     flops = 2 * (base_params(study) or 0.0) * generated
@@ -117,11 +118,7 @@ def probe(study, model: str) -> Estimate:
 
 
 def evaluation(study, model: str, suite_path: str) -> Estimate:
-    import eval as evaluation
-    from eval.config import selected_tasks
-    from octo.assets import benchmark_items
-
-    suite = evaluation.load_suite(suite_path, study.eval.overrides)
+    suite = load_suite(suite_path, study.eval.overrides)
     items = generated = 0
     for task in selected_tasks(suite):
         if task.source == "benchmark":

@@ -18,11 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import eval as evaluation
+import rl
 from octo.checkpoints import FINAL
 from octo.errors import MissingInputError
 from octo.jsonl import read_jsonl
 from octo.manifest import is_complete, read_manifest, write_manifest
 from octo.procs import run_lock
+from octo.tiny import train_bpe_tokenizer
+from study import estimate as est
 from study.config import MidtrainEntry, StudyConfig
 from study.estimate import Estimate
 from study.progress import Progress
@@ -47,15 +51,13 @@ def log(message: str) -> None:
 
 # ----------------------------------------------------------------------------------------------- corpora
 def build_corpus(study: StudyConfig, name: str, tokenizer: Path | None) -> Path:
-    from pipelines.build import build
+    from pipelines.build import build  # datatrove: only when a corpus is built
 
     return build(corpus_recipe(study, name, tokenizer))
 
 
 def train_tokenizer(study: StudyConfig) -> Path:
     """Train the study's BPE on a seeded sample of each corpus's documents (skipped when already trained)."""
-    from octo.tiny import train_bpe_tokenizer
-
     out = study.tokenizer_dir()
     config = study.tokenizer.model_dump(mode="json")
     if is_complete(out, config):
@@ -95,11 +97,11 @@ def docs_step_tokenizer(study: StudyConfig) -> Path | None:
 
 # ------------------------------------------------------------------------------------------ mid-training
 def run_midtrain(study: StudyConfig, arm: str, entry: MidtrainEntry, start: str | None) -> Path:
-    import midtrain
+    import midtrain  # torch: only when an arm is trained
 
     config = midtrain_config(study, arm, entry, start)
     if study.engine == "nanotron":
-        from midtrain.nanotron_config import generate
+        from midtrain.nanotron_config import generate  # torch: only when nanotron configs are written
 
         final = Path(config.output_dir) / FINAL
         if not final.exists():
@@ -115,14 +117,12 @@ def run_midtrain(study: StudyConfig, arm: str, entry: MidtrainEntry, start: str 
 
 # -------------------------------------------------------------------------------------- RL and evaluation
 def run_rl(study: StudyConfig, arm: str) -> Path:
-    import rl
-
     return rl.run(rl_config(study, arm))
 
 
 def run_probe(study: StudyConfig, arm: str) -> Path:
     """The readiness probe of the arm's checkpoint before RL, for the arm's own RL recipe (RL's prompts, G...)."""
-    from rl.probe import run_probe as probe
+    from rl.probe import run_probe as probe  # torch/transformers: only when the probe runs
 
     return probe(probe_config(study, arm), rl_config(study, arm), model_path(study, arm))
 
@@ -133,24 +133,18 @@ def suite_name(path: str) -> str:
 
 def run_eval(study: StudyConfig, model: str, suite_path: str, rl_arm: str | None = None) -> dict:
     """Evaluate one checkpoint; an RL checkpoint (``rl_arm``) with its own run's template and stop strings."""
-    import eval as evaluation
-
     from_run = [f"prompt.from_run={study.rl_dir(rl_arm)}"] if rl_arm is not None else []
     suite = evaluation.load_suite(suite_path, [*study.eval.overrides, *from_run])
     return evaluation.run(suite, model_path(study, model), study.eval_dir(model, suite_name(suite_path)))
 
 
 def run_readiness(study: StudyConfig) -> Path:
-    import eval as evaluation
-
     # rows come in the study's arm order: the readiness stage reads it from the study manifest
     return evaluation.build_readiness(study.root, **study.readiness)
 
 
 # -------------------------------------------------------------------------------------------- the plan
 def plan(study: StudyConfig) -> list[Step]:
-    from study import estimate as est
-
     steps: list[Step] = []
     tokenizing = study.tokenizer.path is None
     for name in study.corpora:

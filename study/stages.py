@@ -6,16 +6,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import rl
+from octo.assets import smollm2_path
 from octo.checkpoints import FINAL
 from octo.config import load_raw, parse_config
 from octo.errors import ConfigError
+from octo.tiny import resolve_tokenizer
+from pipelines.recipe import load_recipe
+from rl.probe_config import load_probe
 from study.config import ArmEntry, MidtrainEntry, StudyConfig
 from study.tracking import for_stage
 
 
 def corpus_recipe(study: StudyConfig, name: str, tokenizer: Path | None):
-    from pipelines.recipe import load_recipe
-
     entry = study.corpora[name]
     overrides = [*entry.overrides, f"output_dir={study.corpus_dir(name)}"]
     if tokenizer is not None:
@@ -25,15 +28,13 @@ def corpus_recipe(study: StudyConfig, name: str, tokenizer: Path | None):
 
 def tokenizer_path(study: StudyConfig) -> Path:
     if study.tokenizer.path:
-        from octo.tiny import resolve_tokenizer
-
         return resolve_tokenizer(study.tokenizer.path)
     return study.tokenizer_dir()
 
 
 def midtrain_config(study: StudyConfig, arm: str, entry: MidtrainEntry, start: str | None):
     """The arm's midtrain config: the recipe with the study's paths (output, base, corpora) filled in."""
-    from midtrain.config import MidtrainConfig
+    from midtrain.config import MidtrainConfig  # torch (the midtrain package): only for an arm's config
 
     data = load_raw(entry.recipe, entry.overrides)
     data["output_dir"] = str(study.midtrain_dir(arm))
@@ -78,7 +79,6 @@ def model_path(study: StudyConfig, name: str) -> str:
     if name == "base" and study.base.model is not None:
         if study.base.model.startswith("smollm2"):
             # the offline SmolLM2-135M ('smollm2:N': its first N layers)
-            from octo.assets import smollm2_path
 
             layers = study.base.model.partition(":")[2]
             return str(smollm2_path(int(layers) if layers else None))
@@ -87,8 +87,6 @@ def model_path(study: StudyConfig, name: str) -> str:
 
 
 def rl_config(study: StudyConfig, arm: str):
-    import rl
-
     overrides = [*study.rl.overrides, f"model={model_path(study, arm)}", f"output_dir={study.rl_dir(arm)}"]
     config = rl.load(study.rl.config, overrides)
     config.seed += study.seed
@@ -98,7 +96,5 @@ def rl_config(study: StudyConfig, arm: str):
 
 def probe_config(study: StudyConfig, arm: str):
     """The arm's probe options: the study's overrides, written to probe/<arm>/."""
-    from rl.probe_config import load_probe
-
     overrides = [*(study.probe.overrides if study.probe else []), f"output_dir={study.probe_dir(arm)}"]
     return load_probe(overrides)
