@@ -20,17 +20,23 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout's packages
+from octo.assets import wiki_summaries
+from octo.jsonl import read_jsonl
+from octo.tiny import train_bpe_tokenizer
+from pipelines.layout import layout
+from pipelines.recipe import CorpusRecipe
+from pipelines.report import merged_stage_stats
+from pipelines.sources import arithmetic_records
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def write_input(folder: Path, n_docs: int) -> list[str]:
     """Real Wikipedia leads and arithmetic explanations, as JSONL shards."""
-    from octo.assets import wiki_summaries
-    from pipelines.sources import arithmetic_records
-
     texts = [r["extract"] for r in wiki_summaries()]
     easy = {
         "min_terms": 2,
@@ -72,7 +78,7 @@ def hand_wired(data: Path, out: Path, index: Path) -> None:
     from datatrove.utils.hashing import HashConfig
     from datatrove.utils.text import TextNormConfig
 
-    from pipelines.steps import RegexWordTokenizer
+    from pipelines.steps import RegexWordTokenizer  # datatrove
 
     words = RegexWordTokenizer()
     mh = MinhashConfig(num_buckets=14, hashes_per_bucket=8, n_grams=5, hash_config=HashConfig(precision=64),
@@ -106,13 +112,8 @@ def main() -> int:
     from datatrove.pipeline.tokens import DocumentTokenizer
     from tokenizers import Tokenizer
 
-    from octo.jsonl import read_jsonl
-    from octo.tiny import train_bpe_tokenizer
-    from pipelines.build import build, plan
-    from pipelines.executors import quiet_datatrove_console
-    from pipelines.layout import layout
-    from pipelines.recipe import CorpusRecipe
-    from pipelines.report import merged_stage_stats
+    from pipelines.build import build, plan  # datatrove, like the hand-wired side
+    from pipelines.executors import quiet_datatrove_console  # datatrove
 
     work = Path(args.work or tempfile.mkdtemp(prefix="corpus-bench-"))
     shutil.rmtree(work, ignore_errors=True)

@@ -23,14 +23,17 @@ from pathlib import Path
 sys.path.insert(
     0, str(Path(__file__).resolve().parent.parent)
 )  # the checkout's packages, not an installed copy
+from eval.config import load_suite
+from eval.runner import run
+from eval.tasks import install_lighteval_patches, question_text, stop_sequences, task_items
+from octo.assets import wiki_summaries
+from octo.scoring import score
+from octo.tiny import TinyLlamaShape, make_tiny_llama, train_bpe_tokenizer
 
 SUITE = "configs/eval/demo_zeroshot.yaml"
 
 
 def tiny_model(folder: Path) -> Path:
-    from octo.assets import wiki_summaries
-    from octo.tiny import TinyLlamaShape, make_tiny_llama, train_bpe_tokenizer
-
     texts = [r["extract"] for r in wiki_summaries()[:1000]]
     tok = train_bpe_tokenizer(texts, folder / "tok", vocab_size=1024)
     shape = TinyLlamaShape(
@@ -42,9 +45,6 @@ def tiny_model(folder: Path) -> Path:
 def plain_loop(model, tok, suite, items: list[dict]) -> tuple[float, float]:
     """Batched model.generate on the same prompts, stopping at the same strings, scored with octo.scoring."""
     import torch
-
-    from eval.tasks import question_text, stop_sequences
-    from octo.scoring import score
 
     task = suite.tasks[0]
     start = time.time()
@@ -88,10 +88,6 @@ def main() -> int:
     overrides = ["include=[arith]", f"max_items={args.items}"]
 
     t0 = time.time()
-    from eval.config import load_suite
-    from eval.runner import run
-    from eval.tasks import install_lighteval_patches, task_items
-
     install_lighteval_patches()  # imports lighteval (a once-per-process cost, reported separately)
     import_s = time.time() - t0
 

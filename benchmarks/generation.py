@@ -36,8 +36,15 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout's packages
+from eval.config import load_suite
+from eval.runner import run
+from octo.assets import reasoning_gym_items, smollm2_path
+from octo.jsonl import read_jsonl
+from rl import load
+from rl.templates import render
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 EASY = dict(
     min_terms=2, max_terms=2, min_digits=1, max_digits=1, operators=["+", "-"],
@@ -73,10 +80,7 @@ def eval_section(title, suite_path, overrides, model_path, model, args) -> None:
     machine drifts); median wall time. Every backend is built before any timer starts and reused across rounds,
     so no path pays a tokenizer load inside its timing; only its first call's own warm-up (the octo engine's
     per-token text table) falls in round 1. Tokens = prompt + completion tokens of the details."""
-    from eval.backends import HFGenerateBackend, make_backend
-    from eval.config import load_suite
-    from eval.runner import run
-    from octo.jsonl import read_jsonl
+    from eval.backends import HFGenerateBackend, make_backend  # torch, transformers, lighteval
 
     work = Path(tempfile.mkdtemp(prefix="octo-bench-gen-"))
     n_params = params(model)
@@ -130,10 +134,7 @@ def rl_section(title, model_dir, args, prompts: int, generations: int, max_new: 
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from octo.assets import reasoning_gym_items
-    from rl import load
-    from rl.templates import render
-    from rl.trainer import OctoGRPOTrainer, Recorder, grpo_args
+    from rl.trainer import OctoGRPOTrainer, Recorder, grpo_args  # TRL
 
     work = Path(tempfile.mkdtemp(prefix="octo-bench-gen-rl-"))
     cfg = load(
@@ -249,8 +250,6 @@ def main() -> int:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from octo.assets import smollm2_path
-
     torch.set_num_threads(args.threads)
     print(f"torch threads {args.threads}; FLOP ceiling {args.peak_gflops:g} GFLOP/s")
     smol = smollm2_path()
@@ -284,7 +283,6 @@ def vllm_section(model_path, evals) -> None:
     except ImportError:
         print("\n== vLLM: not importable here (CPU machine); skipped")
         return
-    from eval.runner import run
 
     start = time.perf_counter()
     res = run(

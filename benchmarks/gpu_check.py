@@ -24,8 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout's packages
+from octo.assets import gsm8k_offline, smollm2_path, wiki_summaries
+from octo.tiny import TinyLlamaShape, make_tiny_llama, train_bpe_tokenizer
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 # dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets (SXM parts; no sparsity)
 PEAKS = {"H200": 989.0, "H100": 989.0, "H800": 989.0, "A100": 312.0, "A800": 312.0, "L40S": 362.0,
@@ -84,9 +87,6 @@ def midtrain_throughput(smoke: bool, steps: int = 6) -> dict:
 
 
 def tiny_checkpoint(folder: Path) -> Path:
-    from octo.assets import wiki_summaries
-    from octo.tiny import TinyLlamaShape, make_tiny_llama, train_bpe_tokenizer
-
     texts = [r["extract"] for r in wiki_summaries()[:300]]
     tok = train_bpe_tokenizer(texts, folder / "tok", vocab_size=512)
     shape = TinyLlamaShape(hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128)
@@ -96,7 +96,6 @@ def tiny_checkpoint(folder: Path) -> Path:
 def model_for(smoke: bool, work: Path) -> Path:
     if smoke:
         return tiny_checkpoint(work)
-    from octo.assets import smollm2_path
 
     return smollm2_path()
 
@@ -140,8 +139,6 @@ def evaluation(smoke: bool, work: Path, model: Path) -> dict:
 
 def vllm_rollouts(smoke: bool, work: Path, model: Path) -> dict:
     from vllm import LLM, SamplingParams
-
-    from octo.assets import gsm8k_offline
 
     prompts, group, tokens = (4, 2, 16) if smoke else (64, 8, 256)
     texts = [f"Question: {x['question']}\nAnswer:" for x in gsm8k_offline()[:prompts]]

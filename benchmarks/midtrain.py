@@ -21,6 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from octo.assets import wiki_summaries
+from octo.tiny import TinyLlamaShape, make_tiny_llama, train_bpe_tokenizer
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
@@ -29,9 +32,6 @@ WARMUP_STEPS = 5
 
 def setup(work: Path, docs: int) -> tuple[Path, Path]:
     from midtrain_helpers import write_shards
-
-    from octo.assets import wiki_summaries
-    from octo.tiny import TinyLlamaShape, make_tiny_llama, train_bpe_tokenizer
 
     texts = [r["extract"] for r in wiki_summaries(exclude_topic="Mathematics")[:docs]]
     tok = train_bpe_tokenizer(texts, work / "tok", vocab_size=3072)
@@ -71,8 +71,8 @@ def bare_loop(model_dir: Path, shards: Path, steps: int, batch: int, seq: int, t
 
 def backend(model_dir: Path, shards: Path, out: Path, steps: int, batch: int, seq: int, threads: int):
     """The midtrain backend; returns (tokens/s after warm-up, data share of step time)."""
-    from midtrain import run
-    from midtrain.config import MidtrainConfig
+    from midtrain import run  # torch
+    from midtrain.config import MidtrainConfig  # torch
 
     config = MidtrainConfig.model_validate(
         {
@@ -117,7 +117,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--docs", type=int, default=3000)
     args = parser.parse_args()
-    from midtrain.train import cpu_threads
+    from midtrain.train import cpu_threads  # torch
 
     threads = cpu_threads(None)
     with tempfile.TemporaryDirectory() as tmp:

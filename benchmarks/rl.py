@@ -29,8 +29,13 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout's packages
+from octo.assets import reasoning_gym_items, wiki_summaries
+from octo.tiny import TinyLlamaShape, make_tiny_llama, train_bpe_tokenizer
+from rl import load
+from rl.templates import render
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 EASY = dict(
     min_terms=2, max_terms=2, min_digits=1, max_digits=1, operators=["+", "-"],
@@ -39,9 +44,6 @@ EASY = dict(
 
 
 def build_model(work: Path) -> Path:
-    from octo.assets import wiki_summaries
-    from octo.tiny import TinyLlamaShape, make_tiny_llama, train_bpe_tokenizer
-
     texts = [r["extract"] for r in wiki_summaries()[:2000]]
     tok = train_bpe_tokenizer(texts, work / "tok", vocab_size=3072)
     shape = TinyLlamaShape(hidden_size=128, num_layers=2, num_heads=2, intermediate_size=336)
@@ -64,10 +66,7 @@ def main() -> int:
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from octo.assets import reasoning_gym_items
-    from rl import load
-    from rl.templates import render
-    from rl.trainer import OctoGRPOTrainer, Recorder, grpo_args
+    from rl.trainer import OctoGRPOTrainer, Recorder, grpo_args  # TRL
 
     torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="octo-bench-rl-"))

@@ -33,6 +33,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout's packages
+from octo import scoring
+from octo.assets import benchmark_items
+from octo.jsonl import read_jsonl
 
 
 def _clean(solution: str) -> str:
@@ -54,8 +57,6 @@ def _equivalent(answer: str) -> str:
 
 def grpo_like(problems: int, seed: int = 0) -> list[tuple[str, str]]:
     """(completion, gold) pairs shaped like a GRPO rollout batch on GSM8K and MATH500 problems."""
-    from octo.assets import benchmark_items
-
     rng = random.Random(seed)
     items = benchmark_items("gsm8k", source="local")[: problems // 2]
     items += benchmark_items("math500", source="local")[: problems - len(items)]
@@ -78,8 +79,6 @@ def grpo_like(problems: int, seed: int = 0) -> list[tuple[str, str]]:
 
 
 def from_run(run: Path) -> list[tuple[str, str]]:
-    from octo.jsonl import read_jsonl
-
     gold = {row["id"]: str(row["answer"]) for row in read_jsonl(run / "prompts.jsonl")}
     return [(row["text"], gold[row["prompt_id"]]) for row in read_jsonl(run / "samples.jsonl")]
 
@@ -97,8 +96,6 @@ def pathological() -> list[tuple[str, str]]:
 
 
 def project_pass(cases):
-    from octo import scoring
-
     scoring._CACHE.clear()
     start = time.perf_counter()
     verdicts = [scoring.score(text, gold).correct for text, gold in cases]
@@ -142,8 +139,6 @@ def measure(name: str, cases, repeats: int) -> dict:
 
 
 def worst_case(cases) -> float:
-    from octo import scoring
-
     worst = 0.0
     for text, gold in cases:
         scoring._CACHE.clear()
@@ -162,7 +157,6 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
-    from octo import scoring
 
     scoring.answers_match(r"\frac{1}{2}", "0.5")  # start the worker (its import is not timed)
     realistic = from_run(args.run) if args.run else grpo_like(args.problems)
