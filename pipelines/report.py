@@ -12,6 +12,7 @@ import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from octo.errors import InputError
 from pipelines.layout import decont_index_folder, layout, special_tokens, stage_dir, tokenizer_file
 
 __all__ = ["finalize", "merged_stage_stats", "total"]
@@ -35,7 +36,7 @@ def merged_stage_stats(logging_dir: Path, stage) -> list[dict]:
         merged += PipelineStats.from_json(json.loads(path.read_text()))
     steps = [s.to_dict() for s in merged.stats]
     if steps and len(steps) != len(stage.labels):
-        raise ValueError(f"{logging_dir}: {len(steps)} steps in stats, {len(stage.labels)} in the plan")
+        raise InputError(f"{logging_dir}: {len(steps)} steps in stats, {len(stage.labels)} in the plan")
     return [
         {"label": label, "stats": s["stats"], "seconds": total(s["time_stats"])}
         for label, s in zip(stage.labels, steps)

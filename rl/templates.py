@@ -10,10 +10,11 @@ vLLM paths tokenize and stop the same way.
 from __future__ import annotations
 
 from octo import templates
+from octo.errors import ConfigError
 
 
 def render(name: str, question: str, tokenizer=None, system_prompt: str | None = None) -> str:
     """The prompt text for one question under template ``name``."""
     if name not in templates.RL_TEMPLATES:
-        raise ValueError(f"unknown template '{name}' (known: {', '.join(templates.RL_TEMPLATES)})")
+        raise ConfigError(f"unknown template '{name}' (known: {', '.join(templates.RL_TEMPLATES)})")
     return templates.render(name, question, tokenizer=tokenizer, system_prompt=system_prompt)

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
+from octo.errors import ConfigError
 from octo.generation import Generator, Sampling
 from octo.jsonl import append_jsonl, append_jsonl_rows
 from octo.progress import bar as progress_bar
@@ -45,14 +46,14 @@ def grpo_args(cfg: RLConfig, output_dir: str | Path, world_size: int = 1, **over
     t = cfg.trainer
     completions = t.prompts_per_step * t.num_generations
     if t.prompts_per_step % t.updates_per_step:
-        raise ValueError(
+        raise ConfigError(
             f"trainer.prompts_per_step ({t.prompts_per_step}) must be divisible by trainer.updates_per_step "
             f"({t.updates_per_step}): each update trains on whole prompt groups"
         )
     per_update = completions // t.updates_per_step  # completions in one PPO mini-batch, all devices
     per_device = t.micro_batch_size or per_update // world_size
     if per_update % (per_device * world_size):
-        raise ValueError(
+        raise ConfigError(
             f"a mini-batch of {per_update} completions cannot be split into micro-batches of "
             f"trainer.micro_batch_size={per_device} on {world_size} device(s)"
         )
