@@ -1,6 +1,8 @@
 import json
 import time
 
+import torch  # imported, so the manifest records torch's threads and CPU kernels
+
 from octo.config import StrictModel
 from octo.manifest import config_hash, hash_path, is_complete, read_manifest, write_manifest
 
@@ -25,6 +27,9 @@ def test_manifest_records_everything(tmp_path):
     assert m["counts"] == {"docs": 2} and m["wall_time_s"] >= 0
     assert m["versions"]["torch"] and m["versions"]["transformers"] and m["versions"]["python"]
     assert "commit" in m["git"] and m["host"]["cpus"] >= 1
+    # the CPU and torch's SIMD kernel level: what makes two machines' CPU runs differ (docs/study.md)
+    assert m["host"]["cpu_model"] and m["host"]["cpu_model"] != "unknown"
+    assert m["host"]["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
 
 
 def test_hash_changes_with_content_and_name(tmp_path):
