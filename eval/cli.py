@@ -11,6 +11,7 @@ from pathlib import Path
 
 import eval as evaluation
 from eval.runner import default_out_dir, score_lines
+from octo.config import parse_with_overrides
 
 
 def main(argv: list[str]) -> int:
@@ -25,11 +26,8 @@ def main(argv: list[str]) -> int:
     show_p = sub.add_parser("show", help="print the resolved suite config")
     show_p.add_argument("suite")
     show_p.add_argument("overrides", nargs="*")
-    args, extra = parser.parse_known_args(argv)  # overrides may come before or after the options
-    stray = [x for x in extra if "=" not in x or x.startswith("-")]
-    if stray:
-        parser.error(f"unrecognized arguments: {' '.join(stray)}")
-    suite = evaluation.load(args.suite, [*args.overrides, *extra])
+    args, overrides = parse_with_overrides(parser, argv)
+    suite = evaluation.load(args.suite, overrides)
     if args.command == "show":
         print(evaluation.dry_run(suite))
         return 0

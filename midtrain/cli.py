@@ -15,6 +15,7 @@ import sys
 import midtrain
 from midtrain.convert import hf_to_nanotron, nanotron_to_hf
 from midtrain.nanotron_config import generate
+from octo.config import parse_with_overrides
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,9 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("target")
     p.add_argument("--rope-interleaved", action="store_true", help="hf-to-nanotron: GPT-J RoPE layout")
     p.add_argument("--tokenizer", help="nanotron-to-hf: copy this tokenizer into the HF folder")
-    args = parser.parse_args(argv)
+    args, overrides = parse_with_overrides(parser, argv)
 
     if args.cmd == "convert":
+        if overrides:
+            parser.error(f"unrecognized arguments: {' '.join(overrides)}")
         if args.direction == "hf-to-nanotron":
             out = hf_to_nanotron(args.source, args.target, rope_interleaved=args.rope_interleaved)
         else:
@@ -48,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         print(out)
         return 0
 
-    config = midtrain.load(args.config, args.overrides)
+    config = midtrain.load(args.config, overrides)
     if args.cmd == "dry-run":
         print(f"{config.name} -> {config.output_dir}")
         print(midtrain.dry_run(config))

@@ -8,6 +8,7 @@ wrong types. Errors name the file, the dotted field and, where the field comes f
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,6 +27,7 @@ __all__ = [
     "load_raw",
     "dump_config",
     "key_lines",
+    "parse_with_overrides",
 ]
 
 
@@ -128,3 +130,18 @@ def dump_config(config: BaseModel, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     return path
+
+
+def parse_with_overrides(
+    parser: argparse.ArgumentParser, argv: list[str]
+) -> tuple[argparse.Namespace, list[str]]:
+    """Parse a command line whose ``key.sub=value`` overrides may stand before or after the options.
+
+    Returns the parsed arguments and every override, in order: those argparse gave to an ``overrides``
+    positional, then the ``=`` words it left over. Any other word left over is a usage error (exit 2).
+    """
+    args, rest = parser.parse_known_args(argv)
+    stray = [w for w in rest if "=" not in w or w.startswith("-")]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    return args, [*(getattr(args, "overrides", None) or []), *rest]

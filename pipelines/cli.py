@@ -11,6 +11,7 @@ import argparse
 import sys
 
 import pipelines
+from octo.config import parse_with_overrides
 from pipelines.errors import CorpusBuildError, RefineServerError
 from pipelines.recipe import recipe_of_corpus
 
@@ -72,12 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("config")
     c.add_argument("overrides", nargs="*")
     c.add_argument("--out", help="model path (default: the config's output)")
-    args, extra = parser.parse_known_args(argv)
-    # overrides may come before or after options
-    unknown = [e for e in extra if e.startswith("-") or "=" not in e]
-    if unknown:
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args, overrides = parse_with_overrides(parser, argv)
     if hasattr(args, "overrides"):
-        args.overrides = [*args.overrides, *extra]
+        args.overrides = overrides
+    elif overrides:  # `tokenize` takes no overrides
+        parser.error(f"unrecognized arguments: {' '.join(overrides)}")
     handlers = {"build": _build, "tokenize": _tokenize, "train-classifier": _train_classifier}
     return handlers[args.command](args)

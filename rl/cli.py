@@ -6,6 +6,7 @@ import argparse
 import sys
 
 import rl
+from octo.config import parse_with_overrides
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,12 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--dry-run", action="store_true", help="validate the config and print the run; train nothing"
     )
-    # overrides may come before or after the options: collect every key=value word
-    args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
-    stray = [w for w in rest if "=" not in w or w.startswith("-")]
-    if stray:
-        parser.error(f"unrecognized arguments: {' '.join(stray)}")
-    overrides = list(args.overrides) + rest
+    args, overrides = parse_with_overrides(parser, sys.argv[1:] if argv is None else argv)
     if args.model:
         overrides.append(f"model={args.model}")
     if args.out:

@@ -11,6 +11,8 @@ import argparse
 import json
 import sys
 
+from octo.config import parse_with_overrides
+
 from . import load
 from .probe_config import load_probe
 
@@ -23,11 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "overrides", nargs="*", help="probe options key=value; rl.key=value for the RL recipe"
     )
-    args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
-    stray = [w for w in rest if "=" not in w or w.startswith("-")]
-    if stray:
-        parser.error(f"unrecognized arguments: {' '.join(stray)}")
-    words = list(args.overrides) + rest
+    args, words = parse_with_overrides(parser, sys.argv[1:] if argv is None else argv)
 
     from pathlib import Path
 

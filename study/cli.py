@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 import study
+from octo.config import parse_with_overrides
 from study.seeds import main as seeds
 
 
@@ -28,12 +29,8 @@ def main(argv: list[str]) -> int:
     sub.add_parser(
         "seeds", help="mean ± sd of the readiness numbers of one study run with several seeds (DIR...)"
     )
-    args, extra = parser.parse_known_args(argv)  # overrides may also come after --dry-run
-    unknown = [x for x in extra if x.startswith("-") or "=" not in x]
-    if unknown:
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    args.overrides += extra
-    config = study.load(args.config, args.overrides)
+    args, overrides = parse_with_overrides(parser, argv)
+    config = study.load(args.config, overrides)
     if args.dry_run:
         print(study.dry_run(config))
         return 0

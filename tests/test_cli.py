@@ -42,3 +42,27 @@ def test_tiny_commands_end_to_end(tmp_path):
     assert (tmp_path / "model" / "model.safetensors").is_file() and (
         tmp_path / "model" / "manifest.json"
     ).is_file()
+
+
+def test_overrides_may_stand_before_or_after_the_options_in_every_stage(capsys):
+    """One parser rule for every stage CLI (octo.config.parse_with_overrides): key=value words anywhere, any
+    other stray word a usage error, and a subcommand without overrides refuses them instead of dropping them."""
+    import pytest
+
+    from midtrain.cli import main as midtrain_main
+    from rl.cli import main as rl_main
+    from study.cli import main as study_main
+
+    assert midtrain_main(["dry-run", "configs/midtrain/demo_mathqa.yaml", "seed=3"]) == 0
+    before = capsys.readouterr().out
+    assert midtrain_main(["dry-run", "configs/midtrain/demo_mathqa.yaml", "seed=3", "name=x"]) == 0
+    assert capsys.readouterr().out.startswith("x -> ") and before.startswith("demo_mathqa -> ")
+    assert rl_main(["run", "configs/rl/demo.yaml", "--dry-run", "trainer.steps=7", "--model", "m"]) == 0
+    assert "GRPO from m -> " in (out := capsys.readouterr().out) and "  7 steps x 4 prompts" in out
+    assert study_main(["run", "configs/studies/demo.yaml", "--dry-run", "out_dir=/tmp/x-study"]) == 0
+    assert "/tmp/x-study" in capsys.readouterr().out
+    for argv, main in ((["run", "configs/rl/demo.yaml", "--dry-run", "stray"], rl_main),
+                       (["convert", "hf-to-nanotron", "a", "b", "seed=1"], midtrain_main)):  # fmt: skip
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from octo.config import parse_with_overrides
+
 from .mapping import load_mapping
 from .readers import FORMATS
 from .run import import_runs
@@ -39,11 +41,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--suite", default="lighteval", help="suite name prefix of imported lighteval results")
     p.add_argument("--name", help="report name under <study>/import/ (default: the first source's stem)")
     p.add_argument("--force", action="store_true", help="write over a native run folder of the same arm")
-    args, extra = p.parse_known_args(argv[1:]) if argv[:1] == ["import"] else parser.parse_known_args(argv)
-    overrides = [x for x in extra if "=" in x and not x.startswith("-")]
-    stray = [x for x in extra if x not in overrides]
-    if stray:
-        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    args, overrides = (
+        parse_with_overrides(p, argv[1:]) if argv[:1] == ["import"] else parse_with_overrides(parser, argv)
+    )
     before, after = _pairs(args.before, "--before", parser), _pairs(args.after, "--after", parser)
     if not args.sources and not before and not after:
         parser.error("nothing to import: give source files or --before/--after ARM=FILE")
