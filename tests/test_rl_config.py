@@ -119,3 +119,17 @@ def test_vllm_rollout_engine_is_validated_on_load():
             load(CONFIGS / "demo.yaml", ["trainer.rollout_engine=vllm", "trainer.use_vllm=true"])
     with pytest.raises(ConfigError, match=r"trainer.rollout_engine"):
         load(CONFIGS / "demo.yaml", ["trainer.rollout_engine=sglang"])
+
+
+def test_a_multi_process_run_refuses_the_vllm_rollout_engine(tmp_path, monkeypatch):
+    """torchrun sets WORLD_SIZE: the run refuses rollout_engine=vllm (one engine per run) before writing anything."""
+    from rl import run
+
+    cfg = load(CONFIGS / "demo.yaml", [f"model={tmp_path}", f"output_dir={tmp_path / 'run'}"])
+    # model_copy skips the field validator, so this runs where vLLM does not import too
+    cfg.trainer = cfg.trainer.model_copy(update={"rollout_engine": "vllm"})
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    refused = r"trainer.rollout_engine=vllm .*\(2 processes here\).*rollout_engine=octo"
+    with pytest.raises(ConfigError, match=refused):
+        run(cfg)
+    assert not (tmp_path / "run").exists()
