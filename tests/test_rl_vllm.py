@@ -220,3 +220,18 @@ def test_a_killed_run_leaves_no_engine_process(qa_model, problem_files, tmp_path
         assert not alive(engine), f"still alive after the run was killed: {sorted(alive(engine))}"
     finally:
         kill_tree(proc.pid, also=engine)
+
+
+def test_a_torchrun_run_refuses_the_vllm_engine(qa_model, problem_files, tmp_path):  # noqa: F811
+    """``rollout_engine=vllm`` under torchrun (2 processes): a config error naming the field, before anything is
+    written (one engine per run). Only reachable where vLLM imports: elsewhere the field's validator refuses it."""
+    from ddp_helpers import ROOT, run, torchrun
+
+    out = tmp_path / "run"
+    train, _ = problem_files
+    cmd = torchrun(2, "rl", "run", str(ROOT / "configs/rl/demo.yaml"), "--model", str(qa_model), "--out", str(out),
+                   "trainer.rollout_engine=vllm", "prompts.source=jsonl", f"prompts.path={train}")  # fmt: skip
+    refused = r"(?s)exited.*trainer\.rollout_engine=vllm runs one engine per run.*\(2 processes here\)"
+    with pytest.raises(AssertionError, match=refused):
+        run(cmd, timeout=240)
+    assert not out.exists()
