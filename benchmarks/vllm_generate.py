@@ -9,8 +9,9 @@ min_tokens = max_tokens on both sides (no early EOS, so both generate the same n
 * ``vllm compile``: ``vllm.LLM`` with its default torch.compile graph (compile time is in its start-up).
 
 For the RL question ("a GRPO loop generating with vLLM, weights pushed every step"), the vLLM rows also time
-one weight push: the HF model saved over the checkpoint and the engine's ``reload_weights``
-(``LLM.collective_rpc``), which a loop would pay every optimizer step. ``per step`` = generate + push.
+one weight push: the HF model saved over the checkpoint and ``octo.vllm_engine.reload_weights`` (the engine's
+``reload_weights`` over ``LLM.collective_rpc``, the embeddings' CPU kernels rebuilt, the prefix cache reset: what
+``trainer.rollout_engine=vllm`` does), which a loop would pay every optimizer step. ``per step`` = generate + push.
 
     .venv-vllm/bin/python benchmarks/vllm_generate.py [--sizes demo smollm2] [--prompts 16] [--group 8]
         [--new-tokens 64] [--threads 2] [--skip-compile] [--engines 'vllm compile' ...]
@@ -86,6 +87,8 @@ def vllm_run(path: Path, texts: list[str], group: int, new_tokens: int, eager: b
     from transformers import AutoModelForCausalLM
     from vllm import LLM, SamplingParams
 
+    from octo.vllm_engine import reload_weights
+
     path = Path(
         shutil.copytree(path, Path(tempfile.mkdtemp(prefix="octo-vllm-ckpt-")) / "model")
     )  # rewritten below
@@ -104,7 +107,7 @@ def vllm_run(path: Path, texts: list[str], group: int, new_tokens: int, eager: b
     start = time.time()
     try:
         hf.save_pretrained(str(path))
-        llm.collective_rpc("reload_weights")
+        reload_weights(llm)  # what the RL engine pays per push (octo.vllm_engine)
         push = time.time() - start
     except Exception as exc:  # noqa: BLE001 - reported in the table, the generation figures stand
         print(f"weight push failed: {type(exc).__name__}: {exc}", flush=True)

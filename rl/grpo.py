@@ -58,6 +58,16 @@ def _check_output_dir(cfg: RLConfig, out: Path) -> None:
         )
 
 
+def _check_processes(cfg: RLConfig) -> None:
+    """Refuse, before anything is written, what a multi-process (torchrun, DDP) run cannot do."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size > 1 and cfg.trainer.rollout_engine == "vllm":
+        raise ConfigError(
+            f"trainer.rollout_engine=vllm runs one engine per run, not one per process ({world_size} processes "
+            "here): use trainer.rollout_engine=octo (or trainer.use_vllm with vllm_mode=server on GPUs)"
+        )
+
+
 def run(cfg: RLConfig, callbacks=()) -> Path:
     """Run GRPO as configured; returns the ``final/`` model folder."""
     if not cfg.model:
@@ -69,6 +79,7 @@ def run(cfg: RLConfig, callbacks=()) -> Path:
             f"RL config: model {cfg.model} is not a checkpoint folder (a hub id needs hub access)"
         )
     check_names(cfg.reward.funcs)
+    _check_processes(cfg)
     out = Path(cfg.output_dir)
     final = out / FINAL
     if is_complete(out, cfg) and (final / "config.json").is_file():
@@ -182,11 +193,6 @@ def _train(cfg: RLConfig, out: Path, started: float, callbacks) -> Path:
             out, stage="rl", config=cfg, inputs={"model": cfg.model}, started=started, status="running"
         )
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size > 1 and t.rollout_engine == "vllm":
-        raise ConfigError(
-            "trainer.rollout_engine=vllm runs one engine per run; with several processes use rollout_engine=octo "
-            "(or trainer.use_vllm with vllm_mode=server on GPUs)"
-        )
     args = grpo_args(cfg, out / "checkpoints", world_size=world_size, use_cpu=not torch.cuda.is_available())
     recorder = Recorder(cfg, out / "samples.jsonl" if cfg.write_samples else None)
     validator = _validator(cfg, validation_items, fmt, tokenizer)

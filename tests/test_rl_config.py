@@ -131,3 +131,17 @@ def test_dry_run_describes_the_run_without_loading_it(capsys):
     assert "template: qa; reward: correctness" in text
     assert main(["run", str(CONFIGS / "demo.yaml"), "--dry-run", "--model", "some/model"]) == 0
     assert capsys.readouterr().out == text + "\n"
+
+
+def test_a_multi_process_run_refuses_the_vllm_rollout_engine(tmp_path, monkeypatch):
+    """torchrun sets WORLD_SIZE: the run refuses rollout_engine=vllm (one engine per run) before writing anything."""
+    from rl import run
+
+    cfg = load(CONFIGS / "demo.yaml", [f"model={tmp_path}", f"output_dir={tmp_path / 'run'}"])
+    # model_copy skips the field validator, so this runs where vLLM does not import too
+    cfg.trainer = cfg.trainer.model_copy(update={"rollout_engine": "vllm"})
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    refused = r"trainer.rollout_engine=vllm .*\(2 processes here\).*rollout_engine=octo"
+    with pytest.raises(ConfigError, match=refused):
+        run(cfg)
+    assert not (tmp_path / "run").exists()
