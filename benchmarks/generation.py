@@ -37,19 +37,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout's packages
+from benchmarks.rl import rollout_paths
 from eval.config import load_suite
 from eval.runner import run
-from octo.assets import reasoning_gym_items, smollm2_path
+from octo.assets import smollm2_path
 from octo.jsonl import read_jsonl
-from rl import load
-from rl.templates import render
 
 ROOT = Path(__file__).resolve().parent.parent
 
-EASY = dict(
-    min_terms=2, max_terms=2, min_digits=1, max_digits=1, operators=["+", "-"],
-    allow_parentheses=False, allow_negation=False,
-)  # fmt: skip
 HEADER = f"{'path':<34}{'wall s':>8}{'items/s':>9}{'tokens/s':>10}{'FLOP %':>8}{'ratio':>7}  score"
 
 
@@ -130,50 +125,10 @@ def eval_section(title, suite_path, overrides, model_path, model, args) -> None:
 
 
 def rl_section(title, model_dir, args, prompts: int, generations: int, max_new: int) -> None:
-    import torch
-    from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from rl.trainer import OctoGRPOTrainer, Recorder, grpo_args  # TRL
-
     work = Path(tempfile.mkdtemp(prefix="octo-bench-gen-rl-"))
-    cfg = load(
-        ROOT / "configs/rl/demo.yaml",
-        [f"model={model_dir}", f"output_dir={work}", f"trainer.prompts_per_step={prompts}",
-         f"trainer.num_generations={generations}", f"trainer.max_completion_length={max_new}"],
-    )  # fmt: skip
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    items = reasoning_gym_items("basic_arithmetic", prompts, 555, **EASY)
-    rows = [
-        {"prompt": render("qa", x["question"]), "answer": x["answer"], "prompt_id": x["id"]} for x in items
-    ]
-    batch = [r for r in rows for _ in range(generations)]
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    recorder = Recorder(cfg, samples_path=work / "samples.jsonl")
-    trainer = OctoGRPOTrainer(
-        model=model, reward_funcs=[recorder.as_reward_function()], args=grpo_args(cfg, work, use_cpu=True),
-        train_dataset=Dataset.from_list(rows), processing_class=tok, stop_strings=cfg.template.stop_strings,
-    )  # fmt: skip
-    recorder.trainer = trainer
-    trainer.model.train()
-    tok.padding_side = "left"
-    enc = tok([r["prompt"] for r in batch], return_tensors="pt", padding=True)
-    plain_kwargs = dict(
-        max_new_tokens=max_new, do_sample=True, temperature=1.0, top_p=1.0, top_k=0,
-        pad_token_id=tok.pad_token_id, eos_token_id=trainer.eos_token_ids,
-    )  # fmt: skip
-
-    def plain() -> int:
-        with torch.no_grad():
-            out = model.generate(**enc, **plain_kwargs)[:, enc["input_ids"].shape[1] :]
-        return int((out != tok.pad_token_id).sum())
-
-    def rl_generate() -> int:
-        return sum(len(c) for c in trainer._generate([r["prompt"] for r in batch])[1])
-
-    def rl_rollout() -> int:
-        return int(trainer._generate_and_score_completions(batch)["completion_mask"].sum())
-
+    (plain, rl_generate, rl_rollout), (model, batch, prompt_tokens) = rollout_paths(
+        model_dir, work, prompts, generations, max_new
+    )
     ways = {
         "plain model.generate": plain,
         "rl generate (octo.generation)": rl_generate,
@@ -187,7 +142,7 @@ def rl_section(title, model_dir, args, prompts: int, generations: int, max_new: 
             start = time.perf_counter()
             n = fn()
             runs[name].append((time.perf_counter() - start, n))
-    n_params, prompt_tokens = params(model), int(enc["attention_mask"].sum())
+    n_params = params(model)
     print(
         f"\n== {title}: {prompts} prompts x {generations} completions, <= {max_new} new tokens, T=1, "
         f"{n_params / 1e6:.2f}M params; median of {args.rounds} rounds"

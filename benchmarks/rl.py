@@ -37,17 +37,66 @@ from rl.templates import render
 
 ROOT = Path(__file__).resolve().parent.parent
 
-EASY = dict(
-    min_terms=2, max_terms=2, min_digits=1, max_digits=1, operators=["+", "-"],
-    allow_parentheses=False, allow_negation=False,
-)  # fmt: skip
-
 
 def build_model(work: Path) -> Path:
     texts = [r["extract"] for r in wiki_summaries()[:2000]]
     tok = train_bpe_tokenizer(texts, work / "tok", vocab_size=3072)
     shape = TinyLlamaShape(hidden_size=128, num_layers=2, num_heads=2, intermediate_size=336)
     return make_tiny_llama(shape, tok, work / "model", seed=0)
+
+
+def rollout_paths(model_dir: Path, work: Path, prompts: int, generations: int, max_new: int):
+    """The demo RL recipe's rollout batch, timed three ways on one model: plain ``model.generate``, the RL
+    trainer's generation, and its whole rollout (generation + rewards + records). Each returns the tokens it
+    generated. Also returns ``(model, batch rows, prompt tokens)`` for FLOP accounting."""
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rl.trainer import OctoGRPOTrainer, Recorder, grpo_args  # TRL
+
+    cfg = load(
+        ROOT / "configs/rl/demo.yaml",
+        [f"model={model_dir}", f"output_dir={work}", f"trainer.prompts_per_step={prompts}",
+         f"trainer.num_generations={generations}", f"trainer.max_completion_length={max_new}"],
+    )  # fmt: skip
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    items = reasoning_gym_items(cfg.prompts.dataset, prompts, cfg.prompts.seed, **cfg.prompts.options)
+    rows = [
+        {"prompt": render(cfg.template.name, x["question"]), "answer": x["answer"], "prompt_id": x["id"]}
+        for x in items
+    ]
+    batch = [r for r in rows for _ in range(generations)]  # TRL's order: each prompt G times in a row
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    recorder = Recorder(cfg, samples_path=work / "samples.jsonl")  # records written, as in a real run
+    trainer = OctoGRPOTrainer(
+        model=model, reward_funcs=[recorder.as_reward_function()], args=grpo_args(cfg, work, use_cpu=True),
+        train_dataset=Dataset.from_list(rows), processing_class=tok, stop_strings=cfg.template.stop_strings,
+        length_schedule=cfg.trainer.max_completion_at,
+    )  # fmt: skip
+    recorder.trainer = trainer
+    trainer.model.train()
+    side, tok.padding_side = tok.padding_side, "left"
+    enc = tok([r["prompt"] for r in batch], return_tensors="pt", padding=True)
+    tok.padding_side = side
+    plain_kwargs = dict(
+        max_new_tokens=max_new, do_sample=True, temperature=1.0, top_p=1.0, top_k=0,
+        pad_token_id=tok.pad_token_id, eos_token_id=trainer.eos_token_ids,
+    )  # fmt: skip
+
+    def plain() -> int:
+        with torch.no_grad():
+            out = model.generate(**enc, **plain_kwargs)[:, enc["input_ids"].shape[1] :]
+        return int((out != tok.pad_token_id).sum())
+
+    def rl_generate() -> int:
+        _, completion_ids, *_ = trainer._generate([r["prompt"] for r in batch])
+        return sum(len(c) for c in completion_ids)
+
+    def rl_rollout() -> int:
+        return int(trainer._generate_and_score_completions(batch)["completion_mask"].sum())
+
+    return (plain, rl_generate, rl_rollout), (model, batch, int(enc["attention_mask"].sum()))
 
 
 def main() -> int:
@@ -63,63 +112,12 @@ def main() -> int:
     args = parser.parse_args()
 
     import torch
-    from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from rl.trainer import OctoGRPOTrainer, Recorder, grpo_args  # TRL
 
     torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="octo-bench-rl-"))
     model_dir = Path(args.model) if args.model else build_model(work)
-    cfg = load(
-        ROOT / "configs/rl/demo.yaml",
-        [
-            f"model={model_dir}", f"output_dir={work / 'run'}", f"trainer.prompts_per_step={args.prompts}",
-            f"trainer.num_generations={args.generations}", f"trainer.max_completion_length={args.max_new_tokens}",
-        ],
-    )  # fmt: skip
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    items = reasoning_gym_items("basic_arithmetic", args.prompts, 555, **EASY)
-    rows = [
-        {"prompt": render("qa", x["question"]), "answer": x["answer"], "prompt_id": x["id"]} for x in items
-    ]
-    batch = [r for r in rows for _ in range(args.generations)]  # TRL's order: each prompt G times in a row
-
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    recorder = Recorder(cfg, samples_path=None)
-    trainer = OctoGRPOTrainer(
-        model=model,
-        reward_funcs=[recorder.as_reward_function()],
-        args=grpo_args(cfg, work / "run", use_cpu=True),
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tok,
-        stop_strings=cfg.template.stop_strings,
-        length_schedule=cfg.trainer.max_completion_at,
-    )
-    recorder.trainer = trainer
-    trainer.model.train()
-
-    side, tok.padding_side = tok.padding_side, "left"
-    enc = tok([r["prompt"] for r in batch], return_tensors="pt", padding=True)
-    tok.padding_side = side
-    plain_kwargs = dict(
-        max_new_tokens=args.max_new_tokens, do_sample=True, temperature=1.0, top_p=1.0, top_k=0,
-        pad_token_id=tok.pad_token_id, eos_token_id=trainer.eos_token_ids,
-    )  # fmt: skip
-
-    def plain() -> int:
-        with torch.no_grad():
-            out = model.generate(**enc, **plain_kwargs)[:, enc["input_ids"].shape[1] :]
-        return int((out != tok.pad_token_id).sum())
-
-    def rl_generate() -> int:
-        _, completion_ids, *_ = trainer._generate([r["prompt"] for r in batch])
-        return sum(len(c) for c in completion_ids)
-
-    def rl_rollout() -> int:
-        out = trainer._generate_and_score_completions(batch)
-        return int(out["completion_mask"].sum())
-
+    paths, _ = rollout_paths(model_dir, work / "run", args.prompts, args.generations, args.max_new_tokens)
+    plain, rl_generate, rl_rollout = paths
     ways = {"plain model.generate": plain, "rl generate": rl_generate, "rl rollout": rl_rollout}
     speeds: dict[str, list[float]] = {name: [] for name in ways}
     tokens: dict[str, list[int]] = {name: [] for name in ways}
