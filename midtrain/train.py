@@ -36,11 +36,11 @@ from midtrain.plan import Plan, branch_start, make_plan
 from midtrain.plot import plot_metrics
 from midtrain.schedule import lr_at
 from octo import assets
-from octo.checkpoints import FINAL
+from octo.checkpoints import FINAL, finished_final
 from octo.config import ConfigError, dump_config, load_raw
 from octo.errors import StageError
 from octo.jsonl import append_jsonl, read_jsonl, write_jsonl
-from octo.manifest import is_complete, write_manifest
+from octo.manifest import write_manifest
 from octo.procs import run_lock
 from octo.progress import bar as progress_bar
 from octo.tiny import build_from_config
@@ -148,8 +148,7 @@ def check_same_run(out: Path, config: MidtrainConfig) -> None:
 def run(config: MidtrainConfig) -> Path:
     """Train as configured and return the ``final/`` HF folder; a finished run returns at once, a broken one resumes."""
     out = Path(config.output_dir)
-    final_dir = out / FINAL
-    if is_complete(out, config) and (final_dir / "config.json").is_file():
+    if (final_dir := finished_final(out, config)) is not None:
         log(f"{config.name}: already complete -> {final_dir}")
         return final_dir
     check_same_run(out, config)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from octo.manifest import is_complete
+
 CHECKPOINTS = "checkpoints"
 FINAL = "final"
 
@@ -47,3 +49,10 @@ def latest_checkpoint(folder: str | Path, kind: CheckpointKind) -> Path | None:
     """The newest complete checkpoint of ``kind`` in ``folder``, or None."""
     found = complete_checkpoints(folder, kind)
     return found[-1] if found else None
+
+
+def finished_final(run_dir: str | Path, config) -> Path | None:
+    """The ``final/`` model of a run that finished with this config, or None: the manifest says complete for
+    the same config hash and the folder holds a loadable model. A stage returns it at once instead of training."""
+    final = Path(run_dir) / FINAL
+    return final if is_complete(run_dir, config) and (final / "config.json").is_file() else None

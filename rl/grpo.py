@@ -26,10 +26,10 @@ import shutil
 import time
 from pathlib import Path
 
-from octo.checkpoints import CHECKPOINTS, FINAL, TRL, latest_checkpoint
+from octo.checkpoints import CHECKPOINTS, FINAL, TRL, finished_final, latest_checkpoint
 from octo.config import ConfigError, dump_config
 from octo.jsonl import append_jsonl, read_jsonl, write_jsonl
-from octo.manifest import config_hash, is_complete, read_manifest, write_manifest
+from octo.manifest import config_hash, read_manifest, write_manifest
 from octo.procs import run_lock
 from octo.tracking import Tracker
 from octo.tracking import start as start_tracking
@@ -81,8 +81,7 @@ def run(cfg: RLConfig, callbacks=()) -> Path:
     check_names(cfg.reward.funcs)
     _check_processes(cfg)
     out = Path(cfg.output_dir)
-    final = out / FINAL
-    if is_complete(out, cfg) and (final / "config.json").is_file():
+    if (final := finished_final(out, cfg)) is not None:
         print(f"[rl] {out} is complete; nothing to do")
         return final
     _check_output_dir(cfg, out)

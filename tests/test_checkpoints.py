@@ -30,3 +30,19 @@ def test_names_and_steps_round_trip():
     assert MIDTRAIN.name(7) == "step-7" and TRL.name(7) == "checkpoint-7"
     assert MIDTRAIN.step_of("runs/x/checkpoints/step-7") == 7 and TRL.step_of("checkpoint-7") == 7
     assert MIDTRAIN.step_of("checkpoint-7") is None and TRL.step_of("checkpoint-7.tmp") is None
+
+
+def test_finished_final_needs_a_complete_manifest_for_the_same_config_and_a_model(tmp_path):
+    from octo.checkpoints import FINAL, finished_final
+    from octo.manifest import write_manifest
+
+    run = tmp_path / "run"
+    (run / FINAL).mkdir(parents=True)
+    config = {"lr": 1e-3}
+    write_manifest(run, stage="test", config=config, status="running")
+    assert finished_final(run, config) is None  # still running
+    write_manifest(run, stage="test", config=config)
+    assert finished_final(run, config) is None  # complete, but final/ holds no model
+    (run / FINAL / "config.json").write_text("{}")
+    assert finished_final(run, config) == run / FINAL
+    assert finished_final(run, {"lr": 2e-3}) is None  # another config: not this run's result
