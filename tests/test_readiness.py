@@ -282,3 +282,14 @@ def test_the_smollm2_study_names_its_checkpoint_honestly():
     study = load("configs/studies/smollm2.yaml")
     assert "SmolLM2-135M-Instruct" in study.description and "Q4_1" in study.description
     assert "not the pre-trained" in study.readiness["arm_notes"]["base"]
+
+
+def test_every_arm_of_a_large_sweep_gets_its_own_colour():
+    from matplotlib.colors import to_hex
+
+    from eval.readiness import arm_colors
+
+    few = arm_colors([f"a{i}" for i in range(5)], "a0")
+    assert few["a0"] == "#000000" and few["a1"] == to_hex("C1")  # the default cycle, as before
+    many = arm_colors([f"a{i}" for i in range(12)], None)
+    assert len(set(many.values())) == 12  # tab10 would repeat two of them

@@ -12,10 +12,16 @@ from .table import natural_key
 
 
 def arm_colors(arms: list[str], baseline: str | None) -> dict[str, str]:
-    """One colour per arm, the same in every plot and in the HTML verdict list (the baseline in black)."""
+    """One colour per arm, the same in every plot and in the HTML verdict list (the baseline in black).
+
+    Up to 10 arms get matplotlib's default cycle (tab10); more get tab20, so a sweep's 12 arms stay distinct."""
+    import matplotlib
     from matplotlib.colors import to_hex
 
-    return {arm: "#000000" if arm == baseline else to_hex(f"C{i}") for i, arm in enumerate(arms)}
+    palette = matplotlib.colormaps["tab10" if len(arms) <= 10 else "tab20"]
+    return {
+        arm: "#000000" if arm == baseline else to_hex(palette(i % palette.N)) for i, arm in enumerate(arms)
+    }
 
 
 def make_plots(study: Path, rows: list[dict], curves: dict, options: ReadinessOptions) -> list[Path]:
