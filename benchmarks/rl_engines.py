@@ -68,7 +68,7 @@ def main() -> int:
 
     import torch
     import vllm
-    from vllm_generate import demo_model  # the demo shape over the wiki BPE, as in the generation benchmark
+    from vllm_generate import demo_model, report  # the demo shape, as in the generation benchmark; its table
 
     work = Path(tempfile.mkdtemp(prefix="octo-bench-rl-engines-"))
     model = Path(args.model) if args.model else demo_model(work)
@@ -76,15 +76,14 @@ def main() -> int:
     for r in rows:
         print(json.dumps(r), flush=True)
     base = rows[0]["median_step_s"]
-    print(f"\nconfigs/rl/demo.yaml, {args.steps} steps, torch threads {args.threads}, "
-          f"vllm {vllm.__version__}, torch {torch.__version__}")  # fmt: skip
-    print(f"{'engine':<8}{'wall s':>9}{'1st step s':>12}{'median s/step':>15}{'resp len':>10}{'vs octo':>9}")
-    for r in rows:
-        print(f"{r['engine']:<8}{r['wall_s']:>9.1f}{r['first_step_s']:>12.2f}{r['median_step_s']:>15.2f}"
-              f"{r['response_len_mean']:>10.1f}{base / r['median_step_s']:>8.2f}x")  # fmt: skip
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
-    return 0
+    title = (f"configs/rl/demo.yaml, {args.steps} steps, torch threads {args.threads}, "
+             f"vllm {vllm.__version__}, torch {torch.__version__}")  # fmt: skip
+    header = (
+        f"{'engine':<8}{'wall s':>9}{'1st step s':>12}{'median s/step':>15}{'resp len':>10}{'vs octo':>9}"
+    )
+    lines = [f"{r['engine']:<8}{r['wall_s']:>9.1f}{r['first_step_s']:>12.2f}{r['median_step_s']:>15.2f}"
+             f"{r['response_len_mean']:>10.1f}{base / r['median_step_s']:>8.2f}x" for r in rows]  # fmt: skip
+    return report(title, header, lines, rows, args.json)
 
 
 if __name__ == "__main__":  # vLLM starts its engine in a subprocess: keep the entry guarded

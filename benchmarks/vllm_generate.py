@@ -154,20 +154,27 @@ def main() -> int:
             r.update(size=size, engine=name, tokens_per_s=r["tokens"] / r["wall_s"])
             rows.append(r)
             print(json.dumps(r), flush=True)
-    print(f"\n{args.prompts} prompts x {args.group} samples x {args.new_tokens} new tokens, temperature 1.0, "
-          f"fp32, torch threads {args.threads}, vllm {_vllm_version()}, torch {torch.__version__}")  # fmt: skip
-    print(
-        f"{'size':<9}{'engine':<14}{'tokens/s':>10}{'gen s':>8}{'start s':>9}{'push s':>8}{'per step s':>11}{'vs hf eager':>12}"
-    )
+    title = (f"{args.prompts} prompts x {args.group} samples x {args.new_tokens} new tokens, temperature 1.0, "
+             f"fp32, torch threads {args.threads}, vllm {_vllm_version()}, torch {torch.__version__}")  # fmt: skip
+    header = f"{'size':<9}{'engine':<14}{'tokens/s':>10}{'gen s':>8}{'start s':>9}{'push s':>8}{'per step s':>11}{'vs hf eager':>12}"
+    lines = []
     for r in rows:
         base = next((x for x in rows if x["size"] == r["size"] and x["engine"] == "hf eager"), None)
         step = r["wall_s"] + (r["push_s"] or 0.0)
         push = f"{r['push_s']:.2f}" if r["push_s"] is not None else "-"
         ratio = f"{base['wall_s'] / step:>11.2f}x" if base else f"{'-':>12}"  # --engines without hf eager
-        print(f"{r['size']:<9}{r['engine']:<14}{r['tokens_per_s']:>10.0f}{r['wall_s']:>8.2f}{r['startup_s']:>9.1f}"
-              f"{push:>8}{step:>11.2f}{ratio}")  # fmt: skip
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+        lines.append(f"{r['size']:<9}{r['engine']:<14}{r['tokens_per_s']:>10.0f}{r['wall_s']:>8.2f}"
+                     f"{r['startup_s']:>9.1f}{push:>8}{step:>11.2f}{ratio}")  # fmt: skip
+    return report(title, header, lines, rows, args.json)
+
+
+def report(title: str, header: str, lines: list[str], rows: list[dict], json_path: str | None) -> int:
+    """The engines' table after their JSON rows (this script and rl_engines.py); the rows also to ``json_path``."""
+    print(f"\n{title}\n{header}")
+    for line in lines:
+        print(line)
+    if json_path:
+        Path(json_path).write_text(json.dumps(rows, indent=2) + "\n")
     return 0
 
 
