@@ -256,7 +256,9 @@ def test_steps_in_two_workers_write_what_one_process_writes(tmp_path):
     outs = {}
     for workers in (1, 2):
         config = tmp_path / f"tiny{workers}.yaml"
-        config.write_text(TINY_STUDY.format(out=tmp_path / f"w{workers}", root=PROJECT_ROOT) + f"workers: {workers}\n")
+        config.write_text(
+            TINY_STUDY.format(out=tmp_path / f"w{workers}", root=PROJECT_ROOT) + f"workers: {workers}\n"
+        )
         proc = _run_study(config)
         out, _ = proc.communicate(timeout=900)
         assert proc.returncode == 0, out[-3000:]
