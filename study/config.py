@@ -7,6 +7,7 @@ on its own.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -132,6 +133,13 @@ class StudyConfig(StrictModel):
         ge=0,
         description="added to the seeds of mid-training (init, data order) and RL; evaluation items stay fixed",
     )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="steps run at once, each in its own process with cores // workers torch threads, as soon as "
+        "the steps it needs are done; 1 runs every step in this process, in plan order",
+    )
     engine: Literal["local", "nanotron"] = Field(
         "local", description="mid-training engine: the embedded loop, or nanotron configs + launch scripts"
     )
@@ -198,6 +206,11 @@ class StudyConfig(StrictModel):
 
     def probe_dir(self, arm: str) -> Path:
         return self.layout.probe_dir(arm)
+
+    def threads_per_worker(self) -> int:
+        """Torch threads for each step when ``workers`` steps share this machine's cores."""
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return max(1, cores // self.workers)
 
     def rl_arms(self) -> list[str]:
         if self.rl is None:

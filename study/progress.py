@@ -5,7 +5,8 @@ by what was measured: a stage whose steps ran took ``ratio(stage)`` times their 
 estimates are scaled by that ratio; a stage not measured yet uses the ratio of all steps run so far (the
 estimate counts FLOPs only, and small models spend most of their time elsewhere). Steps without an estimate (corpus building, the tokenizer, the table) count
 at the mean measured time of their stage, once one has run. Cached steps (already complete) say nothing about
-speed and are left out of the correction.
+speed and are left out of the correction. With several workers, steps finish out of plan order, and the time
+left is the remaining work divided by the workers (optimistic: it assumes they are never idle).
 """
 
 from __future__ import annotations
@@ -29,19 +30,24 @@ class Progress:
 
     stages: list[str]
     estimates: list[float]
+    workers: int = 1
     started: float = field(default_factory=time.time)
-    done: int = 0
+    finished_steps: set[int] = field(default_factory=set)
     measured: dict[str, float] = field(default_factory=dict)  # stage -> seconds of estimated steps that ran
     estimated: dict[str, float] = field(default_factory=dict)  # stage -> their estimates
     by_stage: dict[str, list[float]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, steps, compute) -> Progress:
-        return cls([s.stage for s in steps], [s.estimate.seconds(compute) for s in steps])
+    def of(cls, steps, compute, workers: int = 1) -> Progress:
+        return cls([s.stage for s in steps], [s.estimate.seconds(compute) for s in steps], workers)
+
+    @property
+    def done(self) -> int:
+        return len(self.finished_steps)
 
     def finished(self, index: int, seconds: float, cached: bool) -> None:
         """Step ``index`` (0-based) finished after ``seconds``."""
-        self.done = index + 1
+        self.finished_steps.add(index)
         if cached:
             return
         stage = self.stages[index]
@@ -59,12 +65,14 @@ class Progress:
 
     def left(self) -> float:
         total = 0.0
-        for stage, estimate in zip(self.stages[self.done :], self.estimates[self.done :]):
+        for i, (stage, estimate) in enumerate(zip(self.stages, self.estimates)):
+            if i in self.finished_steps:
+                continue
             if estimate > 0:
                 total += estimate * self.ratio(stage)
             elif self.by_stage.get(stage):
                 total += sum(self.by_stage[stage]) / len(self.by_stage[stage])
-        return total
+        return total / self.workers
 
     def elapsed(self) -> float:
         return time.time() - self.started

@@ -4,45 +4,31 @@
 The runner only connects the stages: each step calls one stage's public function with a config whose paths
 point into the study folder, and each stage writes its own outputs and manifest there. A step whose outputs
 are complete for the same config is skipped by the stage itself (the runner reports it as cached), so a killed
-study started again resumes where it stopped. Everything runs in this one process: a fresh interpreter per
-stage would spend 5-10 s on imports each time.
+study started again resumes where it stopped. With ``workers: 1`` everything runs in this one process (a fresh
+interpreter per stage would spend 5-10 s on imports each time); with more, steps whose inputs are done run
+side by side in worker processes (``study.scheduler``).
 """
 
 from __future__ import annotations
 
-import json
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import eval as evaluation
 import rl
 from octo.checkpoints import FINAL
 from octo.errors import MissingInputError
 from octo.jsonl import read_jsonl
-from octo.manifest import is_complete, read_manifest, write_manifest
+from octo.manifest import is_complete, write_manifest
 from octo.procs import run_lock
 from octo.tiny import train_bpe_tokenizer
 from study import estimate as est
 from study.config import MidtrainEntry, StudyConfig
-from study.estimate import Estimate
 from study.progress import Progress
+from study.scheduler import Outcome, Step, run_steps
 from study.stages import corpus_recipe, midtrain_config, model_path, probe_config, rl_config, tokenizer_path
 from study.tracking import open_study_run, study_row
-
-
-@dataclass
-class Step:
-    """One unit of work: a stage call that leaves a folder with a manifest."""
-
-    name: str
-    out: Path
-    run: Callable[[], Any]
-    estimate: Estimate = field(default_factory=Estimate)
-    stage: str = ""
 
 
 def log(message: str) -> None:
@@ -145,6 +131,7 @@ def run_readiness(study: StudyConfig) -> Path:
 
 # -------------------------------------------------------------------------------------------- the plan
 def plan(study: StudyConfig) -> list[Step]:
+    """Every step in a valid order; each names the steps whose outputs it reads (``needs``)."""
     steps: list[Step] = []
     tokenizing = study.tokenizer.path is None
     for name in study.corpora:
@@ -153,58 +140,49 @@ def plan(study: StudyConfig) -> list[Step]:
                           lambda n=name: build_corpus(study, n, docs_step_tokenizer(study)),
                           est.corpus(study, name), "corpus"))  # fmt: skip
     if tokenizing:
-        steps.append(
-            Step(
-                "tokenizer: train BPE",
-                study.tokenizer_dir(),
-                lambda: train_tokenizer(study),
-                stage="tokenizer",
-            )
-        )
+        docs = tuple(s.name for s in steps)
+        steps.append(Step("tokenizer: train BPE", study.tokenizer_dir(), lambda: train_tokenizer(study),
+                          stage="tokenizer", needs=docs))  # fmt: skip
         for name in study.corpora:
             steps.append(Step(f"corpus {name}: tokens", study.corpus_dir(name),
-                              lambda n=name: build_corpus(study, n, study.tokenizer_dir()), stage="corpus"))  # fmt: skip
+                              lambda n=name: build_corpus(study, n, study.tokenizer_dir()), stage="corpus",
+                              needs=("tokenizer: train BPE",)))  # fmt: skip
+    data = tuple(s.name for s in steps)  # a model step may read any corpus or the tokenizer
 
-    def model_steps(model: str, rl: bool) -> None:
+    def model_steps(model: str, rl: bool, trained: tuple[str, ...]) -> None:
         for suite in study.eval.before_rl:
             steps.append(Step(f"eval {model} / {suite_name(suite)}", study.eval_dir(model, suite_name(suite)),
-                              lambda m=model, s=suite: run_eval(study, m, s), est.evaluation(study, model, suite), "eval"))  # fmt: skip
+                              lambda m=model, s=suite: run_eval(study, m, s), est.evaluation(study, model, suite),
+                              "eval", data + trained))  # fmt: skip
         if not rl or study.rl is None:
             return
         if study.probe is not None:
             steps.append(Step(f"probe {model}", study.probe_dir(model), lambda m=model: run_probe(study, m),
-                              est.probe(study, model), "probe"))  # fmt: skip
-        steps.append(
-            Step(
-                f"rl {model}",
-                study.rl_dir(model),
-                lambda m=model: run_rl(study, m),
-                est.rl(study, model),
-                "rl",
-            )
-        )
+                              est.probe(study, model), "probe", data + trained))  # fmt: skip
+        steps.append(Step(f"rl {model}", study.rl_dir(model), lambda m=model: run_rl(study, m),
+                          est.rl(study, model), "rl", data + trained))  # fmt: skip
         for suite in study.eval.after_rl:
             steps.append(Step(f"eval {model}-rl / {suite_name(suite)}", study.eval_dir(f"{model}-rl", suite_name(suite)),
-                              lambda m=model, s=suite: run_eval(study, f"{m}-rl", s, rl_arm=m), est.evaluation(study, f"{model}-rl", suite), "eval"))  # fmt: skip
+                              lambda m=model, s=suite: run_eval(study, f"{m}-rl", s, rl_arm=m),
+                              est.evaluation(study, f"{model}-rl", suite), "eval", data + (f"rl {model}",)))  # fmt: skip
 
+    trained: dict[str, tuple[str, ...]] = {"base": ()}  # the step that writes each model's checkpoint
     if study.base.pretrain is not None:
         steps.append(Step("midtrain base (pre-training)", study.midtrain_dir("base"),
                           lambda: run_midtrain(study, "base", study.base.pretrain, None),
-                          est.midtrain(study, "base", study.base.pretrain), "midtrain"))  # fmt: skip
-    model_steps("base", bool(study.rl and study.rl.on_base))
+                          est.midtrain(study, "base", study.base.pretrain), "midtrain", data))  # fmt: skip
+        trained["base"] = ("midtrain base (pre-training)",)
+    model_steps("base", bool(study.rl and study.rl.on_base), trained["base"])
     for arm, entry in study.arms.items():
         steps.append(Step(f"midtrain {arm}", study.midtrain_dir(arm),
                           lambda a=arm, e=entry: run_midtrain(study, a, e, model_path(study, e.start_from)),
-                          est.midtrain(study, arm, entry), "midtrain"))  # fmt: skip
-        model_steps(arm, entry.rl)
+                          est.midtrain(study, arm, entry), "midtrain", data + trained[entry.start_from]))  # fmt: skip
+        trained[arm] = (f"midtrain {arm}",)
+        model_steps(arm, entry.rl, trained[arm])
     if study.eval.before_rl or study.rl is not None:
-        steps.append(Step("readiness table", study.root, lambda: run_readiness(study), stage="readiness"))
+        steps.append(Step("readiness table", study.root, lambda: run_readiness(study), stage="readiness",
+                          needs=tuple(s.name for s in steps)))  # fmt: skip
     return steps
-
-
-def _stamp(out: Path) -> str | None:
-    manifest = read_manifest(out)
-    return json.dumps([manifest.get("status"), manifest.get("created")]) if manifest else None
 
 
 def run(study: StudyConfig) -> Path:
@@ -219,25 +197,26 @@ def _run(study: StudyConfig) -> Path:
     started = time.time()
     timings: list[dict] = []
     write_manifest(study.root / "study", stage="study", config=study, started=started, status="running")
-    progress, tracker = Progress.of(steps, study.compute), open_study_run(study)
-    for i, step in enumerate(steps, 1):
-        before = _stamp(step.out) if step.stage != "readiness" else None
-        log(f"[{i}/{len(steps)}] {step.name}")
-        t0 = time.time()
-        result = step.run()
-        seconds = time.time() - t0
-        cached = before is not None and before == _stamp(step.out) and json.loads(before)[0] == "complete"
-        timings.append(
-            {"step": step.name, "stage": step.stage, "seconds": round(seconds, 2), "cached": cached}
-        )
-        log(
-            f"[{i}/{len(steps)}] {step.name}: {'cached (already complete)' if cached else 'done'} in {seconds:.1f}s"
-        )
-        progress.finished(i - 1, seconds, cached)
+    progress, tracker = Progress.of(steps, study.compute, study.workers), open_study_run(study)
+    if study.workers > 1:
+        log(f"{study.workers} steps at a time, {study.threads_per_worker()} torch thread(s) each")
+
+    def started_step(i: int) -> None:
+        log(f"[{i + 1}/{len(steps)}] {steps[i].name}")
+
+    def finished_step(i: int, outcome: Outcome) -> None:
+        step, n = steps[i], len(steps)
+        timings.append({"step": step.name, "stage": step.stage, "seconds": round(outcome.seconds, 2),
+                        "cached": outcome.cached})  # fmt: skip
+        state = "cached (already complete)" if outcome.cached else "done"
+        log(f"[{i + 1}/{n}] {step.name}: {state} in {outcome.seconds:.1f}s")
+        progress.finished(i, outcome.seconds, outcome.cached)
         log(progress.line())
-        tracker.log(study_row(step, result, progress), step=i)
+        tracker.log(study_row(step, outcome.result, progress), step=len(timings))
         write_manifest(study.root / "study", stage="study", config=study, started=started, status="running",
-                       counts={"steps": len(steps), "done": i}, extra={"timings": timings})  # fmt: skip
+                       counts={"steps": n, "done": len(timings)}, extra={"timings": timings})  # fmt: skip
+
+    run_steps(study, steps, plan, started_step, finished_step)
     tracker.finish()
     total = time.time() - started
     write_manifest(study.root / "study", stage="study", config=study, started=started,
@@ -248,5 +227,6 @@ def _run(study: StudyConfig) -> Path:
     log(
         f"study '{study.name}' finished in {total / 60:.1f} min: "
         + ", ".join(f"{k} {v:.0f}s" for k, v in by_stage.items())
+        + (f" (step time summed over {study.workers} workers)" if study.workers > 1 else "")
     )
     return study.root

@@ -67,6 +67,10 @@ def midtrain_config(study: StudyConfig, arm: str, entry: MidtrainEntry, start: s
                 corpus: {"path": str(study.corpus_dir(corpus) / "tokens"), "weight": weight}
                 for corpus, weight in entry.mixture.items()
             }
+    if (
+        study.workers > 1
+    ):  # the loop would otherwise take every core (a field that does not change the weights)
+        data.setdefault("train", {}).setdefault("num_threads", study.threads_per_worker())
     config = parse_config(data, MidtrainConfig, source=f"{entry.recipe} (study arm '{arm}')")
     config.tracking = for_stage(study, config.tracking, f"{arm}/midtrain")
     return config
