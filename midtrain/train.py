@@ -41,7 +41,7 @@ from octo.config import ConfigError, dump_config, load_raw
 from octo.errors import StageError
 from octo.jsonl import append_jsonl, read_jsonl, write_jsonl
 from octo.manifest import write_manifest
-from octo.procs import run_lock
+from octo.procs import run_lock, usable_cores
 from octo.progress import bar as progress_bar
 from octo.tiny import build_from_config
 from octo.tracking import Tracker
@@ -72,11 +72,7 @@ def resolve_base(spec: str) -> str:
 
 
 def cpu_threads(requested: int | None) -> int:
-    if requested:
-        return requested
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+    return requested or usable_cores()
 
 
 def make_accelerator(precision: str):

@@ -54,6 +54,13 @@ class RunLockedError(ConfigError):
 
 
 # ------------------------------------------------------------------------------------- dying with the parent
+def usable_cores() -> int:
+    """CPU cores this process may run on: its affinity mask (Slurm and taskset narrow it), else the machine's."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def die_with_parent(parent_pid: int | None = None) -> None:
     """Get SIGKILL when the parent (thread) dies; exit at once if ``parent_pid`` is given and already gone."""
     if _LIBC is None:

@@ -7,7 +7,6 @@ on its own.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -17,6 +16,7 @@ from octo.config import StrictModel, load_config
 from octo.errors import ConfigError
 from octo.layout import StudyLayout
 from octo.manifest import PROJECT_ROOT
+from octo.procs import usable_cores
 from octo.tracking import TrackingConfig
 
 
@@ -209,8 +209,7 @@ class StudyConfig(StrictModel):
 
     def threads_per_worker(self) -> int:
         """Torch threads for each step when ``workers`` steps share this machine's cores."""
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        return max(1, cores // self.workers)
+        return max(1, usable_cores() // self.workers)
 
     def rl_arms(self) -> list[str]:
         if self.rl is None:
