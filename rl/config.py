@@ -143,6 +143,13 @@ class TrainerConfig(StrictModel):
     vllm_gpu_memory_utilization: float = 0.3
     vllm_max_model_length: int | None = None
     torch_threads: int | None = Field(None, gt=0, description="CPU threads (default: torch's choice)")
+    stop_without_signal: int = Field(
+        0,
+        ge=0,
+        description="stop after this many RL steps if no group has yet had reward variance: every advantage "
+        "was 0, so (beta 0, no weight decay) the policy has not moved and later steps would sample the same "
+        "model; 0 = run every step",
+    )
 
     @field_validator("rollout_engine")
     @classmethod
@@ -161,6 +168,11 @@ class TrainerConfig(StrictModel):
         if self.rollout_engine == "vllm" and self.use_vllm:
             raise ValueError(
                 "trainer.rollout_engine=vllm and trainer.use_vllm (TRL's vLLM) exclude each other"
+            )
+        if self.stop_without_signal and (self.beta or self.weight_decay):
+            raise ValueError(
+                "trainer.stop_without_signal needs beta 0 and weight_decay 0: otherwise the policy moves even "
+                "when every advantage is 0"
             )
         for step, length in self.max_completion_schedule.items():
             if step < 1 or length < 1:

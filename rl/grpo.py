@@ -230,6 +230,8 @@ def _train(cfg: RLConfig, out: Path, started: float, callbacks) -> Path:
 
 def _finish(cfg: RLConfig, out: Path, trainer, tokenizer, counts: dict, started: float, main: bool) -> Path:
     """final/: the model and tokenizer in HF format, written atomically; then the manifest with the summary."""
+    from .trainer import updates_per_step
+
     final, checkpoints, tmp = out / FINAL, out / "checkpoints", out / (FINAL + ".tmp")
     if main:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -244,7 +246,8 @@ def _finish(cfg: RLConfig, out: Path, trainer, tokenizer, counts: dict, started:
 
     rows = list(read_jsonl(out / "metrics.jsonl", torn_tail=True))
     counts = {
-        "steps": cfg.trainer.steps,
+        "steps": trainer.state.global_step // updates_per_step(cfg),  # fewer when stopped without signal
+        "steps_planned": cfg.trainer.steps,
         "optimizer_updates": trainer.state.global_step,
         **counts,
         "completions": sum(r.get("completions") or 0 for r in rows),

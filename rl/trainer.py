@@ -26,7 +26,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from octo.errors import ConfigError
 from octo.generation import Generator, Sampling
-from octo.jsonl import append_jsonl, append_jsonl_rows
+from octo.jsonl import append_jsonl, append_jsonl_rows, read_jsonl
 from octo.progress import bar as progress_bar
 
 from .config import RLConfig
@@ -333,6 +333,12 @@ class Recorder:
         return octo_reward
 
 
+def had_signal(row: dict) -> bool:
+    """Some group of this rollout (a metrics row or rollout summary) had reward variance."""
+    zero_std = row.get("frac_zero_std_groups")
+    return zero_std is not None and zero_std < 1.0
+
+
 class DynamicsCallback(TrainerCallback):
     """Writes one metrics.jsonl row per RL step and prints progress."""
 
@@ -352,15 +358,24 @@ class DynamicsCallback(TrainerCallback):
         self.pending: list[dict] = []
         self.validation: dict = {}
         self.started = started or time.time()
+        self.signal_seen = False  # has any group had reward variance (a nonzero advantage) in this run?
 
-    def wants_validation(self, step: int) -> bool:
+    def wants_validation(self, step: int, stopping: bool = False) -> bool:
         every = self.cfg.validation.every
-        return (
-            self.validator is not None and every > 0 and (step % every == 0 or step == self.cfg.trainer.steps)
-        )
+        last = stopping or step == self.cfg.trainer.steps
+        return self.validator is not None and every > 0 and (step % every == 0 or last)
+
+    def stops_without_signal(self, step: int) -> bool:
+        """True at the step where ``trainer.stop_without_signal`` ends a run in which no group had variance."""
+        self.signal_seen |= had_signal(self.recorder.rollouts.get(step) or {})
+        patience = self.cfg.trainer.stop_without_signal
+        return bool(patience) and not self.signal_seen and step >= patience and step < self.cfg.trainer.steps
 
     def on_train_begin(self, args, state, control, **kwargs):
         done = state.global_step // self.per_step
+        if done and self.metrics_path.is_file():  # resumed: the rows kept up to the checkpoint
+            kept = read_jsonl(self.metrics_path, torn_tail=True)
+            self.signal_seen = any(had_signal(row) for row in kept)
         self.bar = progress_bar(
             self.cfg.trainer.steps, initial=done, desc="rl", disable=not state.is_world_process_zero
         )
@@ -372,8 +387,15 @@ class DynamicsCallback(TrainerCallback):
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if state.is_world_process_zero and state.global_step % self.per_step == 0:
             step = state.global_step // self.per_step
-            if self.wants_validation(step):
+            stopping = self.stops_without_signal(step)
+            if self.wants_validation(step, stopping):
                 self.validation = self.validator(model)
+            if stopping:
+                control.should_training_stop = True  # the trainer still logs this step, then saves final/
+                tqdm.write(
+                    f"[rl] stopping at step {step} of {self.cfg.trainer.steps} (trainer.stop_without_signal): "
+                    f"no group has had reward variance, so every advantage was 0 and the policy has not moved"
+                )
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not logs or "loss" not in logs or "train_runtime" in logs or not state.is_world_process_zero:

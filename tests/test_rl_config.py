@@ -90,6 +90,8 @@ def test_bad_fields_name_the_field():
         load(CONFIGS / "demo.yaml", ["template.name=alpaca"])
     with pytest.raises(ConfigError, match=r"mask_truncated_completions.*stop string"):
         load(CONFIGS / "demo.yaml", ["trainer.mask_truncated_completions=true"])
+    with pytest.raises(ConfigError, match=r"trainer.*stop_without_signal needs beta 0 and weight_decay 0"):
+        load(CONFIGS / "demo.yaml", ["trainer.stop_without_signal=5", "trainer.beta=0.01"])
 
 
 def test_run_without_a_model_is_a_clear_error(tmp_path):

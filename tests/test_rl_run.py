@@ -153,7 +153,8 @@ def test_grpo_learns_and_records_dynamics(qa_model, problem_files, tmp_path):
     from rl import run
     from rl.dynamics import METRIC_FIELDS, SAMPLE_FIELDS
 
-    cfg = _config(qa_model, tmp_path / "run", problem_files)
+    # a run with a learning signal from its first steps is never stopped by trainer.stop_without_signal
+    cfg = _config(qa_model, tmp_path / "run", problem_files, stop_without_signal=2)
     start = time.time()
     final = run(cfg)
     took = time.time() - start
@@ -214,6 +215,32 @@ def test_grpo_learns_and_records_dynamics(qa_model, problem_files, tmp_path):
     # ... and the same folder with another recipe is refused rather than mixed
     with pytest.raises(ConfigError, match="different config"):
         run(cfg.model_copy(update={"seed": 1}))
+
+
+def test_a_run_without_signal_stops_with_the_policy_unchanged(qa_model, problem_files, tmp_path):
+    """A random model never answers in the boxed format, so every group's rewards are equal, every advantage is 0
+    and the weights cannot move: trainer.stop_without_signal ends the run after 3 of its 10 steps, validates
+    at the stop, and final/ holds the starting weights bit for bit."""
+    from safetensors.torch import load_file
+
+    from octo.tiny import TinyLlamaShape, make_tiny_llama
+    from rl import run
+
+    shape = TinyLlamaShape(hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128,
+                           max_position_embeddings=256)  # fmt: skip
+    start = make_tiny_llama(shape, qa_model, tmp_path / "random", seed=1)
+    cfg = _config(start, tmp_path / "run", problem_files, steps=10, prompts_per_step=2, num_generations=4,
+                  stop_without_signal=3)  # fmt: skip
+    final = run(cfg)
+    out = Path(cfg.output_dir)
+    rows = list(read_jsonl(out / "metrics.jsonl"))
+    assert [r["step"] for r in rows] == [0, 1, 2, 3]
+    assert all(r["frac_zero_std_groups"] == 1.0 for r in rows[1:])
+    assert [r["step"] for r in rows if r.get("val/held_out/acc") is not None] == [0, 3]
+    counts = read_manifest(out)["counts"]
+    assert counts["steps"] == 3 and counts["steps_planned"] == 10 and counts["completions"] == 3 * 8
+    a, b = load_file(start / "model.safetensors"), load_file(final / "model.safetensors")
+    assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
 
 
 def test_resume_after_kill(qa_model, problem_files, tmp_path):
