@@ -66,6 +66,11 @@ def _check_processes(cfg: RLConfig) -> None:
             f"trainer.rollout_engine=vllm runs one engine per run, not one per process ({world_size} processes "
             "here): use trainer.rollout_engine=octo (or trainer.use_vllm with vllm_mode=server on GPUs)"
         )
+    if world_size > 1 and cfg.trainer.stop_without_signal:
+        raise ConfigError(
+            f"trainer.stop_without_signal is decided from the first process's rollouts and would stop only that "
+            f"one of the {world_size} processes here: set it to 0 in a multi-process run"
+        )
 
 
 def run(cfg: RLConfig, callbacks=()) -> Path:

@@ -147,3 +147,8 @@ def test_a_multi_process_run_refuses_the_vllm_rollout_engine(tmp_path, monkeypat
     with pytest.raises(ConfigError, match=refused):
         run(cfg)
     assert not (tmp_path / "run").exists()
+    cfg = load(CONFIGS / "demo.yaml", [f"model={tmp_path}", f"output_dir={tmp_path / 'run'}",
+                                       "trainer.stop_without_signal=20"])  # fmt: skip
+    with pytest.raises(ConfigError, match=r"trainer.stop_without_signal .* 2 processes here: set it to 0"):
+        run(cfg)
+    assert not (tmp_path / "run").exists()
