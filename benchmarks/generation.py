@@ -10,8 +10,9 @@ Sections (each prints tokens/s, items/s, the share of the FLOP ceiling and the r
   arithmetic 3-shot; subsets) through ``eval.runner.run`` three ways: the default engine (``octo.generation``:
   shared exemplar prefix, rows leave at their stop string), lighteval's own TransformersModel
   (``model.engine=lighteval``, the path before issue 18) and plain batched ``model.generate`` with
-  ``stop_strings`` (``HFGenerateBackend``). Same prompts, same lighteval scoring; the scores must agree. All
-  three backends are built before the timers and reused; ``--eval-rounds`` repeats the section in a rotated
+  ``stop_strings`` (``HFGenerateBackend``), plus the default engine with transformers' ``DynamicCache`` in place
+  of its in-place cache (``grow_cache=False``, the engine before round 6). Same prompts, same lighteval
+  scoring; the scores must agree. All four backends are built before the timers and reused; ``--eval-rounds`` repeats the section in a rotated
   order and reports medians.
 * ``zeroshot``: the same on ``configs/eval/smollm2_zeroshot.yaml``.
 * ``rl``: one GRPO rollout batch (prompts x generations, T=1) at the demo's size (0.78M, random weights: no
@@ -82,6 +83,7 @@ def eval_section(title, suite_path, overrides, model_path, model, args) -> None:
     ways = {
         "plain model.generate (hf_generate)": ("hf", []),
         "lighteval TransformersModel": ("suite", ["model.engine=lighteval"]),
+        "octo.generation, torch.cat cache": ("cat", []),
         "octo.generation (default)": ("suite", []),
     }
     suites = {name: load_suite(suite_path, [*overrides, *over]) for name, (_, over) in ways.items()}
@@ -91,6 +93,8 @@ def eval_section(title, suite_path, overrides, model_path, model, args) -> None:
         else make_backend(suites[name], model_path, model)
         for name, (kind, _) in ways.items()
     }
+    # the engine as before its in-place KV cache (octo/growing_cache.py): DynamicCache's torch.cat per step
+    backends["octo.generation, torch.cat cache"].engine.grow_cache = False
     walls: dict[str, list[float]] = {name: [] for name in ways}
     results = {}
     names = list(ways)
@@ -121,7 +125,7 @@ def eval_section(title, suite_path, overrides, model_path, model, args) -> None:
         if args.eval_rounds > 1:
             print(f"{'':<4}rounds: " + " ".join(f"{w:.1f}" for w in walls[name]))
     same = len({str(r[3]) for r in results.values()}) == 1
-    print(f"scores identical across the three paths: {same}")
+    print(f"scores identical across the {len(results)} paths: {same}")
 
 
 def rl_section(title, model_dir, args, prompts: int, generations: int, max_new: int) -> None:

@@ -137,8 +137,11 @@ class Generator:
         memory_share: float = 0.25,
         min_prefix: int = 16,
         refill: bool = False,
+        grow_cache: bool = True,
     ):
         self.model, self.tokenizer = model, tokenizer
+        # True: the decode cache grows in place (octo/growing_cache.py) instead of a torch.cat per step
+        self.grow_cache = grow_cache
         # True: continuous batching (_Running). Off by default: it was not yet measured to gain (docs/generation.md)
         self.refill = refill
         self.max_rows, self.memory_share, self.min_prefix = max_rows, memory_share, min_prefix
@@ -262,11 +265,13 @@ class _Running:
         self.engine, self.prompts, self.prefix, self.cached = engine, prompts, prefix, cached
         self.n, self.cap = n, per_batch * n
         self.cache = self.mask = self.last = self.logits = None
+        self.budget = 0  # max new tokens per row, set by decode
         self.alive: list[tuple[int, int]] = []  # batch position -> (prompt index, sample index)
 
     def decode(self, order: list[int], max_new_tokens: int, eos: set, stops: StopStrings, sampling: Sampling):
         """Every (prompt, sample) row's new token ids, each ending at EOS, its stop string or the budget."""
         waiting = deque(order)
+        self.budget = max_new_tokens
         generated: dict[tuple[int, int], list[int]] = {(i, k): [] for i in order for k in range(self.n)}
         tails = dict.fromkeys(generated, "")
         self.admit(waiting)
@@ -308,6 +313,10 @@ class _Running:
             logits, mask, last = (t.repeat_interleave(self.n, dim=0) for t in (logits, mask, last))
         rows = [(i, k) for i in take for k in range(self.n)]
         if self.cache is None:
+            if self.engine.grow_cache:
+                from .growing_cache import grow_in_place
+
+                grow_in_place(cache, self.budget)  # room for every step the batch can take: no reallocation
             self.cache, self.mask, self.last, self.logits, self.alive = cache, mask, last, logits, rows
             return
         width = max(self.mask.shape[1], mask.shape[1])
@@ -348,7 +357,10 @@ class _Running:
         first = int(self.mask.any(0).int().argmax())
         if first > 0:
             for layer in self.cache.layers:
-                layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
+                if hasattr(layer, "drop_front"):
+                    layer.drop_front(first)
+                else:
+                    layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
             self.mask = self.mask[:, first:]
 
 

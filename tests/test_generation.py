@@ -1,5 +1,6 @@
 """octo.generation against plain ``model.generate``: same greedy completions with the shared few-shot prefix,
-stops at stop strings, one prefill per prompt for n samples; and the evaluation engines score alike."""
+stops at stop strings, one prefill per prompt for n samples; the evaluation engines score alike; and the
+in-place KV cache (octo.growing_cache) changes no token."""
 
 from __future__ import annotations
 
@@ -193,3 +194,88 @@ def test_real_smollm2_fewshot_same_greedy_completions(tmp_path, benchmarks_root)
     assert [r["completions"] for r in a] == [r["completions"] for r in b]
     assert all(r["prompt_tokens"] > 800 for r in a)
     assert fast["tasks"]["gsm8k"]["scores"] == slow["tasks"]["gsm8k"]["scores"]
+
+
+def _layer_pair(batch=5, heads=2, length=7, dim=4):
+    import torch
+    from transformers.cache_utils import DynamicLayer
+
+    from octo.growing_cache import GrowingLayer
+
+    plain, grown = DynamicLayer(), DynamicLayer()
+    k, v = torch.randn(batch, heads, length, dim), torch.randn(batch, heads, length, dim)
+    plain.update(k, v)
+    grown.update(k.clone(), v.clone())
+    grown.__class__ = GrowingLayer
+    grown.room = 3  # small, so the buffer is outgrown and reallocated within the test
+    grown._reserve(length + grown.room)
+    grown._expose(length)
+    return plain, grown
+
+
+def _same(plain, grown):
+    import torch
+
+    assert torch.equal(plain.keys, grown.keys) and torch.equal(plain.values, grown.values)
+
+
+def test_growing_layer_matches_dynamic_layer_step_by_step():
+    import torch
+
+    plain, grown = _layer_pair()
+    buffer = grown._buffers[0]
+    for step in range(8):
+        if step == 3:
+            index = torch.tensor([0, 2, 4])
+            plain.batch_select_indices(index)
+            grown.batch_select_indices(index)
+        if step == 5:
+            plain.keys, plain.values = plain.keys[:, :, 2:], plain.values[:, :, 2:]
+            grown.drop_front(2)
+        k, v = torch.randn(plain.keys.shape[0], 2, 1, 4), torch.randn(plain.keys.shape[0], 2, 1, 4)
+        out_plain, out_grown = plain.update(k, v), grown.update(k, v)
+        assert all(torch.equal(a, b) for a, b in zip(out_plain, out_grown))
+        _same(plain, grown)
+        if step == 1:  # within the room, the step wrote into the same buffer: no copy of the cache
+            assert grown._buffers[0].data_ptr() == buffer.data_ptr()
+
+
+def test_growing_layer_takes_a_merged_cache():
+    """A merge assigns keys/values directly (continuous batching); the next update starts a fresh buffer."""
+    import torch
+
+    plain, grown = _layer_pair()
+    extra_k, extra_v = torch.randn(2, 2, 7, 4), torch.randn(2, 2, 7, 4)
+    for layer in (plain, grown):
+        layer.keys, layer.values = torch.cat([layer.keys, extra_k]), torch.cat([layer.values, extra_v])
+    k, v = torch.randn(7, 2, 1, 4), torch.randn(7, 2, 1, 4)
+    plain.update(k, v)
+    grown.update(k, v)
+    _same(plain, grown)
+    assert grown.keys is grown._key_view
+
+
+@pytest.mark.parametrize("refill", [False, True])
+def test_engine_tokens_are_the_same_with_the_growing_cache(lively, refill):
+    """Greedy and seeded sampled completions, with stop strings (rows leave, front columns are cut) and refills
+    (caches merge): token for token the same with the in-place cache as with transformers' DynamicCache."""
+    import torch
+
+    model, tok, _ = lively
+    prompts = fewshot_prompts()
+    ids = [tok(p)["input_ids"] for p in prompts]
+    text = tok.decode(reference(model, tok, prompts[0], 30), skip_special_tokens=True)
+    stop = text[len(text) // 3 : len(text) // 3 + 2]  # ends one row early: rows leave mid-batch
+    runs = {}
+    for grow in (False, True):
+        engine = Generator(
+            model, tok, max_rows=2 if refill else 4, min_prefix=8, refill=refill, grow_cache=grow
+        )
+        greedy = engine.generate(ids, 1, 30, [tok.eos_token_id], stop=[stop])
+        assert engine.last_stats["refills"] >= int(refill)
+        torch.manual_seed(1)
+        sampled = engine.generate(ids, 2, 20, [tok.eos_token_id], sampling=Sampling(1.0, 0.9, 0))
+        runs[grow] = (greedy, sampled, engine.last_stats["steps"])
+    assert runs[True] == runs[False]
+    lengths = {len(o[0]) for o in runs[True][0]}
+    assert len(lengths) > 1  # rows finished at different steps, so rows left the cache mid-batch
