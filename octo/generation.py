@@ -14,6 +14,8 @@ What it does that a plain ``model.generate`` call over a batch does not:
 * **finished rows leave the batch**: a row stops at EOS, at a stop string (checked in the generated text only)
   or at the budget, and is removed from the cache (``batch_select_indices``), so the forward pass shrinks as
   rows finish instead of padding them to the longest one;
+* **a cache that grows in place** (``octo/growing_cache.py``): a decode step writes into a preallocated buffer
+  instead of ``DynamicLayer``'s ``torch.cat`` of the whole cache (``grow_cache=False`` restores it);
 * **batch size from memory**: the rows per batch are capped by the KV cache that fits in a share of the
   memory available (``rows_that_fit``).
 
