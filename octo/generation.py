@@ -267,16 +267,14 @@ class _Running:
         self.engine, self.prompts, self.prefix, self.cached = engine, prompts, prefix, cached
         self.n, self.cap = n, per_batch * n
         self.cache = self.mask = self.last = self.logits = None
-        self.budget = 0  # max new tokens per row, set by decode
         self.alive: list[tuple[int, int]] = []  # batch position -> (prompt index, sample index)
 
     def decode(self, order: list[int], max_new_tokens: int, eos: set, stops: StopStrings, sampling: Sampling):
         """Every (prompt, sample) row's new token ids, each ending at EOS, its stop string or the budget."""
         waiting = deque(order)
-        self.budget = max_new_tokens
         generated: dict[tuple[int, int], list[int]] = {(i, k): [] for i in order for k in range(self.n)}
         tails = dict.fromkeys(generated, "")
-        self.admit(waiting)
+        self.admit(waiting, max_new_tokens)
         while self.alive and max_new_tokens > 0:
             tokens = self.engine._pick(self.logits, sampling)
             keep = []
@@ -289,10 +287,10 @@ class _Running:
                     keep.append(j)
             self.engine.last_stats["steps"] += 1
             self.step(keep, tokens)
-            self.admit(waiting)
+            self.admit(waiting, max_new_tokens)
         return generated
 
-    def admit(self, waiting: deque) -> None:
+    def admit(self, waiting: deque, budget: int) -> None:
         """Prefill as many waiting prompts as there are free rows (n rows each) and merge them in."""
         import torch
 
@@ -318,7 +316,7 @@ class _Running:
             if self.engine.grow_cache:
                 from .growing_cache import grow_in_place
 
-                grow_in_place(cache, self.budget)  # room for every step the batch can take: no reallocation
+                grow_in_place(cache, budget)  # room for every step the batch can take: no reallocation
             self.cache, self.mask, self.last, self.logits, self.alive = cache, mask, last, logits, rows
             return
         width = max(self.mask.shape[1], mask.shape[1])

@@ -33,7 +33,7 @@ class GrowingLayer(DynamicLayer):
         return self.keys, self.values
 
     def batch_select_indices(self, indices) -> None:
-        """Keep the rows ``indices`` (ascending, as ``_Running.step`` passes them) at the buffer's front."""
+        """Keep the rows ``indices`` (any order), packed at the buffer's front."""
         if self.keys is not getattr(self, "_key_view", None):
             return super().batch_select_indices(indices)
         held = self.keys.shape[-2]
@@ -73,7 +73,13 @@ def grow_in_place(cache, room: int) -> None:
     most steps the batch can still take); other layer kinds (sliding windows, quantized) are left as they are."""
     for layer in cache.layers:
         if type(layer) is DynamicLayer and layer.is_initialized and layer.keys.numel():
-            layer.__class__ = GrowingLayer  # same state, an update that writes in place
-            layer.room = max(1, room)
-            layer._reserve(layer.keys.shape[-2] + layer.room)
-            layer._expose(layer.keys.shape[-2])
+            adopt(layer, room)
+
+
+def adopt(layer, room: int) -> GrowingLayer:
+    """``layer`` (a filled ``DynamicLayer``) becomes a ``GrowingLayer`` holding the same keys and values."""
+    layer.__class__ = GrowingLayer  # same state, an update that writes in place
+    layer.room = max(1, room)
+    layer._reserve(layer.keys.shape[-2] + layer.room)
+    layer._expose(layer.keys.shape[-2])
+    return layer

@@ -200,17 +200,13 @@ def _layer_pair(batch=5, heads=2, length=7, dim=4):
     import torch
     from transformers.cache_utils import DynamicLayer
 
-    from octo.growing_cache import GrowingLayer
+    from octo.growing_cache import adopt
 
     plain, grown = DynamicLayer(), DynamicLayer()
     k, v = torch.randn(batch, heads, length, dim), torch.randn(batch, heads, length, dim)
     plain.update(k, v)
     grown.update(k.clone(), v.clone())
-    grown.__class__ = GrowingLayer
-    grown.room = 3  # small, so the buffer is outgrown and reallocated within the test
-    grown._reserve(length + grown.room)
-    grown._expose(length)
-    return plain, grown
+    return plain, adopt(grown, room=3)  # a small room: outgrown and reallocated within the test
 
 
 def _same(plain, grown):
