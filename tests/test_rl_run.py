@@ -304,3 +304,40 @@ def test_several_updates_per_step_and_the_length_schedule(qa_model, problem_file
     assert len(late) == 32 and all(s["length"] <= 6 for s in late)
     assert any(s["finish"] == "length" for s in late) and rows[2]["clip_ratio"] > 0
     assert read_manifest(cfg.output_dir)["counts"]["optimizer_updates"] == 8
+
+
+def test_micro_batches_without_signal_skip_their_backward_and_change_nothing(
+    qa_model, problem_files, tmp_path, monkeypatch
+):
+    """A micro-batch whose advantages are all 0 has a gradient of exactly 0, so the trainer skips its backward.
+    With one completion per micro-batch, some rows have signal and some do not, and Adam's moments are nonzero
+    when a zero gradient arrives. The run ends on the same weights, bit for bit, and logs the same losses,
+    gradient norms and entropies as a run that backpropagates every micro-batch."""
+    from safetensors.torch import load_file
+
+    from rl import run
+    from rl.trainer import OctoGRPOTrainer
+
+    decisions = []
+    real = OctoGRPOTrainer._gradient_is_exactly_zero
+
+    def spy(self, inputs):
+        decisions.append(real(self, inputs))
+        return decisions[-1]
+
+    monkeypatch.setattr(OctoGRPOTrainer, "_gradient_is_exactly_zero", spy)
+    cfg = _config(qa_model, tmp_path / "skipping", problem_files, steps=4, prompts_per_step=4, num_generations=4,
+                  micro_batch_size=1)  # fmt: skip
+    cfg.validation.sets = []
+    skipping = run(cfg)
+    print(f"{sum(decisions)} of {len(decisions)} backwards skipped")
+    assert len(decisions) == 4 * 16 and 0 < sum(decisions) < len(decisions), decisions
+    monkeypatch.setattr(OctoGRPOTrainer, "_gradient_is_exactly_zero", lambda self, inputs: False)
+    full = run(cfg.model_copy(update={"output_dir": str(tmp_path / "full")}))
+
+    a, b = load_file(skipping / "model.safetensors"), load_file(full / "model.safetensors")
+    assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
+    rows = [list(read_jsonl(Path(final).parent / "metrics.jsonl")) for final in (skipping, full)]
+    for x, y in zip(*rows, strict=True):
+        for key in ("reward_mean", "loss", "grad_norm", "entropy", "ppo_clip_ratio"):
+            assert x[key] == pytest.approx(y[key], rel=1e-6, abs=1e-9), (x["step"], key)
