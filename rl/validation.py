@@ -1,16 +1,18 @@
 """Greedy zero-shot validation on held-out benchmark subsets, run every N RL steps.
 
 Uses the RL prompt template and stop strings and the same scorer as the reward, so ``val/<name>/acc`` is the
-greedy counterpart of the training accuracy. Generation is transformers ``generate`` (also on GPU).
+greedy counterpart of the training accuracy. Generation is ``octo.generation.Generator``, as in the evaluation
+stage's zero-shot suites.
 """
 
 from __future__ import annotations
 
 import torch
-from transformers import GenerationConfig
+
+from octo.generation import Generator, Sampling
 
 from .rewards import judge
-from .stopping import cut_at_stop, stop_generate_on
+from .stopping import cut_at_stop
 
 
 def eos_ids(model, tokenizer) -> list[int]:
@@ -28,34 +30,15 @@ class Validator:
 
     @torch.no_grad()
     def generate(self, model, prompts: list[str]) -> list[list[int]]:
+        """Greedy completions through the engine the evaluation stage uses (``octo.generation``): rows leave the
+        batch at EOS or a stop string, and each is cut before its stop string."""
         tok = self.tokenizer
-        eos = eos_ids(model, tok)
-        config = GenerationConfig(
-            max_new_tokens=self.max_new_tokens, do_sample=False, eos_token_id=eos,
-            pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
-        )  # fmt: skip
-        # the model's own generation config may hold sampling settings (do_sample, top_k=0) that greedy
-        # decoding would merge in and warn about: swap it out for the duration
-        side, tok.padding_side = tok.padding_side, "left"
-        saved, model.generation_config = model.generation_config, config
-        out: list[list[int]] = []
-        try:
-            for i in range(0, len(prompts), self.batch_size):
-                enc = tok(prompts[i : i + self.batch_size], return_tensors="pt", padding=True).to(
-                    model.device
-                )
-                with stop_generate_on(model, tok, self.stop_strings):
-                    generated = model.generate(**enc, generation_config=config)
-                for row in generated[:, enc["input_ids"].shape[1] :].tolist():
-                    end = next((j for j, t in enumerate(row) if t in eos), None)
-                    row = row if end is None else row[: end + 1]
-                    while row and row[-1] == tok.pad_token_id and tok.pad_token_id not in eos:
-                        row.pop()
-                    out.append(cut_at_stop(row, tok, self.stop_strings)[0])
-        finally:
-            tok.padding_side = side
-            model.generation_config = saved
-        return out
+        ids = [tok(p)["input_ids"] for p in prompts]
+        engine = Generator(model, tok, max_rows=self.batch_size)
+        outs = engine.generate(
+            ids, 1, self.max_new_tokens, eos_ids(model, tok), list(self.stop_strings), Sampling()
+        )
+        return [cut_at_stop(samples[0], tok, self.stop_strings)[0] for samples in outs]
 
     def __call__(self, model) -> dict:
         was_training = model.training

@@ -74,3 +74,42 @@ def test_rollouts_match_trls_generate_when_sampling_is_deterministic(qa_model, t
     monkeypatch.setattr(OctoGRPOTrainer, "_engine_applies", lambda self, *a: False)
     theirs = trainer._generate(prompts)[1]
     assert ours == theirs and trainer.last_finish.count("stop") > 0
+
+
+def test_validation_is_greedy_generate_through_the_engine(qa_model):  # noqa: F811
+    """RL validation generates with octo.generation (as the evaluation stage does): the same greedy
+    completions as plain ``model.generate`` with a stop-string criterion, cut before the stop string."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from octo.templates import stop_strings
+    from rl.stopping import cut_at_stop, stop_generate_on
+    from rl.validation import Validator, eos_ids
+
+    model = AutoModelForCausalLM.from_pretrained(qa_model).eval()
+    tok = AutoTokenizer.from_pretrained(qa_model)
+    items = reasoning_gym_items(
+        "basic_arithmetic", 12, 999, min_terms=2, max_terms=3, min_digits=1, max_digits=1
+    )
+    prompts = [render("qa", x["question"]) for x in items]
+    stop = stop_strings("qa")
+    ours = Validator({}, {}, tok, stop_strings=stop, max_new_tokens=32, batch_size=5,
+                     require_boxed=True).generate(model, prompts)  # fmt: skip
+
+    eos = eos_ids(model, tok)
+    tok.padding_side = "left"
+    enc = tok(prompts, return_tensors="pt", padding=True)
+    with torch.no_grad(), stop_generate_on(model, tok, stop):
+        out = model.generate(
+            **enc, max_new_tokens=32, do_sample=False, eos_token_id=eos, pad_token_id=tok.pad_token_id
+        )
+    plain = []
+    for row in out[:, enc["input_ids"].shape[1] :].tolist():
+        end = next((j for j, t in enumerate(row) if t in eos), None)
+        row = row if end is None else row[: end + 1]
+        while row and row[-1] == tok.pad_token_id and tok.pad_token_id not in eos:
+            row.pop()
+        plain.append(cut_at_stop(row, tok, stop)[0])
+    assert ours == plain
+    texts = tok.batch_decode(ours, skip_special_tokens=True)
+    assert all("Question:" not in t for t in texts) and any(t.strip() for t in texts)
